@@ -1,0 +1,223 @@
+"""`scoring` command line: every pipeline command runs luigi tasks through `luigi.build`.
+
+Without `--local-scheduler` the tasks go to the central scheduler named by the normal luigi
+configuration (LUIGI_CONFIG_PATH, `[core] default_scheduler_url`). The exit code is 0 only if
+every scheduled task succeeded; expected problems print one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+
+import luigi
+
+from scoring.errors import ScoringError
+from scoring.settings import get_settings, parse_date
+
+EXIT_USER_ERROR = 2
+EXIT_TASK_FAILED = 1
+_failures: list[tuple[str, BaseException]] = []
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _remember_failure(task: luigi.Task, exception: BaseException) -> None:
+    _failures.append((task.task_id, exception))
+
+
+class _ShortScoringErrors(logging.Filter):
+    """Log expected errors raised inside tasks as one line, keep tracebacks for bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ScoringError):
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]}"
+            record.args = ()
+            record.exc_info = None
+        return True
+
+
+def run_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
+    """Build `tasks` with luigi; returns the process exit code."""
+    _failures.clear()
+    options: dict[str, object] = {
+        "workers": args.workers,
+        "log_level": "DEBUG" if args.verbose else "WARNING",
+    }
+    if args.local_scheduler:
+        options["local_scheduler"] = True
+    logging.getLogger("luigi-interface").addFilter(_ShortScoringErrors())
+    result = luigi.build(tasks, detailed_summary=True, **options)
+    ok = result.status in (
+        luigi.LuigiStatusCode.SUCCESS,
+        luigi.LuigiStatusCode.SUCCESS_WITH_RETRY,
+    )
+    if not ok:
+        print(result.summary_text, file=sys.stderr)
+        for task_id, exception in _failures:
+            print(f"error: {task_id}: {exception}", file=sys.stderr)
+    return 0 if ok else EXIT_TASK_FAILED
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from scoring.data.dataset import GeneratorConfig, generate  # noqa: PLC0415
+
+    settings = get_settings()
+    if settings.env == "production" and not args.force:
+        raise ScoringError(
+            "refusing to write synthetic raw data in production (SCORING_ENV=production); "
+            "pass --force if this data root really is a scratch area"
+        )
+    if args.events:
+        config = GeneratorConfig.for_total_events(
+            args.events, args.users, args.days, start=args.start, seed=args.seed
+        )
+    else:
+        config = GeneratorConfig(
+            users=args.users,
+            days=args.days,
+            start=args.start,
+            events_per_user_day=args.events_per_user_day,
+            seed=args.seed,
+        )
+    total = generate(config, settings, progress=not args.quiet)
+    print(f"wrote {total} events for {config.users} users, {config.start} to {config.end}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from scoring.tasks import TrainModel  # noqa: PLC0415
+
+    settings = get_settings()
+    train_end = args.train_end or settings.train_end_for(settings.today)
+    model_type = args.model_type or settings.model_type
+    return run_tasks([TrainModel(model_type=model_type, train_end=train_end)], args)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from scoring.tasks import Predict  # noqa: PLC0415
+
+    return run_tasks([Predict(date=args.date, model_type=args.model_type)], args)
+
+
+def cmd_daily(args: argparse.Namespace) -> int:
+    from scoring.tasks import DailyBackfill  # noqa: PLC0415
+
+    settings = get_settings()
+    until = args.until or settings.today
+    days_back = settings.backfill_days if args.days_back is None else args.days_back
+    task = DailyBackfill(until=until.isoformat(), days_back=days_back, model_type=args.model_type)
+    return run_tasks([task], args)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from scoring.tasks import Backtest  # noqa: PLC0415
+
+    settings = get_settings()
+    end = args.end or settings.latest_labelled_date(settings.today)
+    task = Backtest(end=end, count=args.count, step=args.step, model_types=tuple(args.models))
+    code = run_tasks([task], args)
+    if code == 0:
+        print(task.output().path)
+    return code
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from scoring.smoke import run_smoke  # noqa: PLC0415
+
+    return run_smoke(keep=args.keep, local_scheduler=args.local_scheduler or not args.central)
+
+
+# --- argument parsing -------------------------------------------------------------------
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return parse_date(text)
+    except ScoringError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _luigi_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--local-scheduler",
+        action="store_true",
+        help="schedule in this process instead of the central luigid",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="luigi worker processes")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show luigi's log")
+    parser.add_argument("--model-type", default="", help="hgb or activity (SCORING_MODEL_TYPE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scoring",
+        description="Daily conversion scores for portal users. Configuration comes from "
+        "SCORING_* environment variables; see the README.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write synthetic raw data")
+    generate.add_argument("--users", type=int, default=2000)
+    generate.add_argument("--days", type=int, default=120)
+    generate.add_argument("--start", type=_date, default=dt.date(2026, 6, 1))
+    generate.add_argument("--events-per-user-day", type=float, default=0.5)
+    generate.add_argument("--events", type=int, default=0, help="total events (overrides rate)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--force", action="store_true", help="allow in production")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.set_defaults(handler=cmd_generate)
+
+    train = commands.add_parser("train", help="train the model current today (or --train-end)")
+    train.add_argument("--train-end", type=_date, default=None)
+    _luigi_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    predict = commands.add_parser("predict", help="score one date")
+    predict.add_argument("--date", type=_date, required=True)
+    _luigi_options(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    daily = commands.add_parser("daily", help="score today and every missed day before it")
+    daily.add_argument("--until", type=_date, default=None, help="last date (default today)")
+    daily.add_argument("--days-back", type=int, default=None, help="SCORING_BACKFILL_DAYS")
+    _luigi_options(daily)
+    daily.set_defaults(handler=cmd_daily)
+
+    backtest = commands.add_parser("backtest", help="score past dates, write figures+report")
+    backtest.add_argument("--end", type=_date, default=None, help="last backtested date")
+    backtest.add_argument("--count", type=int, default=4, help="number of dates")
+    backtest.add_argument("--step", type=int, default=7, help="days between dates")
+    backtest.add_argument("--models", nargs="+", default=["hgb", "activity"])
+    _luigi_options(backtest)
+    backtest.set_defaults(handler=cmd_backtest)
+
+    smoke = commands.add_parser("smoke", help="tiny end-to-end run in a temporary directory")
+    smoke.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    smoke.add_argument(
+        "--central", action="store_true", help="use the central luigid from the luigi config"
+    )
+    smoke.add_argument("--local-scheduler", action="store_true", help=argparse.SUPPRESS)
+    smoke.set_defaults(handler=cmd_smoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ScoringError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

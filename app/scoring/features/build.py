@@ -1,0 +1,206 @@
+"""Feature tables for a scoring date, incrementally from daily partials or fully from raw.
+
+For scoring date d the window covers the `aggregation_window` days ending at the feature
+cutoff d - data_delay (inclusive). Nothing on or after the cutoff's next day is read: the
+window is chosen by file day and every raw file is checked to only hold its own day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from dask import delayed
+
+from scoring import atomic, naming
+from scoring.compute import run_tasks
+from scoring.data import dataset
+from scoring.errors import MissingInputError
+from scoring.features.daily import daily_partial, day_number
+from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
+from scoring.features.window import aggregate_chunk, combine_states, slide_state
+from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
+DAYS_PER_TASK = 8
+Mode = Literal["incremental", "partials", "raw"]
+
+
+def window_days(settings: Settings, date: dt.date) -> list[dt.date]:
+    cutoff = settings.feature_cutoff(date)
+    first = cutoff - dt.timedelta(days=settings.aggregation_window - 1)
+    return list(dataset.days_between(first, cutoff))
+
+
+def _raw_events_path_checked(settings: Settings, day: dt.date, date: dt.date) -> Path:
+    path = naming.raw_events_path(settings, day)
+    if not path.exists():
+        raise MissingInputError(
+            f"{path}: raw events for {day} are needed for the features of {date} but are "
+            "missing (the window needs every day; generate or deliver that day first)"
+        )
+    return path
+
+
+# --- daily partials ------------------------------------------------------------------
+
+
+def write_daily_partial(raw_path: Path, day: dt.date, target: Path) -> Path:
+    partial = daily_partial(dataset.read_events(raw_path, day), day)
+    atomic.write_parquet(partial, target)
+    return target
+
+
+def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: bool = True) -> None:
+    """Compute the partial of every day that does not have one yet (one Dask task each)."""
+    missing = [d for d in days if not naming.daily_partial_path(settings, d).exists()]
+    for day in missing:  # fail before starting any work
+        if not naming.raw_events_path(settings, day).exists():
+            raise MissingInputError(
+                f"{naming.raw_events_path(settings, day)}: raw events for {day} are missing"
+            )
+    tasks = [
+        delayed(write_daily_partial)(
+            naming.raw_events_path(settings, day), day, naming.daily_partial_path(settings, day)
+        )
+        for day in missing
+    ]
+    run_tasks(settings, tasks, "daily partials", progress)
+
+
+def read_partial(settings: Settings, day: dt.date) -> pa.Table:
+    return pq.read_table(naming.daily_partial_path(settings, day))
+
+
+def _read_partials(paths_and_days: list[tuple[Path, dt.date]]) -> list[pa.Table]:
+    return [pq.read_table(path) for path, _ in paths_and_days]
+
+
+def _partials_from_raw(paths_and_days: list[tuple[Path, dt.date]]) -> list[pa.Table]:
+    return [daily_partial(dataset.read_events(path, day), day) for path, day in paths_and_days]
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --- window state --------------------------------------------------------------------
+
+
+def state_from_files(
+    settings: Settings,
+    spec: FeatureSpec,
+    date: dt.date,
+    source: Literal["partials", "raw"],
+    progress: bool = True,
+) -> pa.Table:
+    """Aggregate the whole window: per-chunk Arrow group_by in Dask tasks, then combine."""
+    cutoff = settings.feature_cutoff(date)
+    days = window_days(settings, date)
+    if source == "raw":
+        inputs = [(_raw_events_path_checked(settings, d, date), d) for d in days]
+        loader = _partials_from_raw
+    else:
+        inputs = [(naming.daily_partial_path(settings, d), d) for d in days]
+        loader = _read_partials
+    tasks = [
+        delayed(lambda chunk: aggregate_chunk(loader(chunk), cutoff, spec))(chunk)
+        for chunk in _chunks(inputs, DAYS_PER_TASK)
+    ]
+    states = run_tasks(settings, tasks, f"window {date} from {source}", progress)
+    return combine_states(states, spec)
+
+
+def window_state(
+    settings: Settings,
+    spec: FeatureSpec,
+    date: dt.date,
+    mode: Mode = "incremental",
+    progress: bool = True,
+) -> pa.Table:
+    """The window state of `date`, written once under data/interim/window/ and reused.
+
+    incremental: slide yesterday's stored state by one day when it exists, otherwise
+        aggregate the stored daily partials (computing any missing partial first).
+    partials / raw: always aggregate the whole window from partials / raw events.
+    """
+    target = naming.window_state_path(settings, date, spec.hash)
+    if mode == "incremental" and target.exists():
+        return pq.read_table(target)
+    if mode == "raw":
+        state = state_from_files(settings, spec, date, "raw", progress)
+    else:
+        days = window_days(settings, date)
+        for day in days:
+            _raw_events_path_checked(settings, day, date)
+        ensure_daily_partials(settings, days, progress)
+        previous = naming.window_state_path(settings, date - dt.timedelta(days=1), spec.hash)
+        if mode == "incremental" and previous.exists():
+            cutoff = settings.feature_cutoff(date)
+            leaving_days = [cutoff - dt.timedelta(days=w) for w in spec.windows]
+            ensure_daily_partials(settings, leaving_days, progress)
+            leaving = {
+                w: read_partial(settings, cutoff - dt.timedelta(days=w)) for w in spec.windows
+            }
+            state = slide_state(
+                pq.read_table(previous), cutoff, read_partial(settings, cutoff), leaving, spec
+            )
+        else:
+            state = state_from_files(settings, spec, date, "partials", progress)
+    if mode == "incremental":
+        atomic.write_parquet(state, target)
+    return state
+
+
+# --- feature tables ------------------------------------------------------------------
+
+
+def features_from_state(
+    state: pa.Table, users: pa.Table, spec: FeatureSpec, date: dt.date, cutoff: dt.date
+) -> pa.Table:
+    """Feature table with columns id, date and the features in features.csv order."""
+    cutoff_day = day_number(cutoff)
+    user_index = pc.index_in(state["user_id"], value_set=users["user_id"])
+    signup = pc.take(users["signup_date"].cast(pa.int32()), user_index)
+    premium = pc.take(users["is_premium"], user_index)
+    columns: dict[str, pa.Array] = {
+        "id": state["user_id"],
+        "date": pa.array(np.full(state.num_rows, day_number(date), np.int32)).cast(pa.date32()),
+    }
+    for feature in spec.features:
+        if feature.kind == "event_count":
+            values = state[count_column(feature.event_type, feature.window)]
+        elif feature.kind == "active_days":
+            values = state[active_column(feature.window)]
+        elif feature.kind == "days_since_last_event":
+            values = pc.subtract(pa.scalar(cutoff_day, pa.int32()), state[LAST_DAY])
+        elif feature.kind == "account_age_days":
+            values = pc.subtract(pa.scalar(cutoff_day, pa.int32()), signup)
+        else:  # is_premium
+            values = pc.cast(pc.fill_null(premium, False), pa.int8())
+        columns[feature.name] = values
+    return pa.table(columns)
+
+
+def build_features(
+    settings: Settings,
+    spec: FeatureSpec,
+    date: dt.date,
+    mode: Mode = "incremental",
+    progress: bool = True,
+) -> pa.Table:
+    state = window_state(settings, spec, date, mode, progress)
+    users = dataset.read_users(settings)
+    return features_from_state(state, users, spec, date, settings.feature_cutoff(date))
+
+
+def add_labels(settings: Settings, features: pa.Table, date: dt.date) -> pa.Table:
+    converted = dataset.read_labels(settings, date)
+    labels = pc.is_in(features["id"], value_set=pa.array(converted, pa.int64()))
+    return features.append_column("target", pc.cast(labels, pa.int8()))

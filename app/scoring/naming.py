@@ -1,0 +1,92 @@
+"""File names of every artefact, derived only from the content that determines it.
+
+The same dates and the same feature list always give the same names, so an existing file is
+reused instead of recomputed; a different feature list gives a different feature hash and
+therefore new files next to the old ones.
+
+    data/interim/daily/<YYYY-MM-DD>.parquet
+    data/interim/window/<YYYY-MM-DD>-<feature-hash>.parquet
+    data/processed/train/<min-date>-<max-date>-<dates-hash>-<feature-hash>.parquet
+    data/processed/test/<YYYY-MM-DD>-<feature-hash>.parquet
+    models/<model-type>-<param-desc>-<train-dates-hash>-<feature-hash>
+    models/predictions/<model-id>-<YYYY-MM-DD>.parquet
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from scoring.settings import Settings
+
+HASH_LENGTH = 8
+_PARAM_VALUE_OK = re.compile(r"^[A-Za-z0-9.]+$")
+
+
+def short_hash(payload: object) -> str:
+    """Stable short hex digest of JSON-serialisable content (key order does not matter)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def dates_hash(dates: Iterable[dt.date]) -> str:
+    """Hash of a set of dates: order and duplicates do not change it."""
+    return short_hash(sorted({d.isoformat() for d in dates}))
+
+
+def param_description(params: Mapping[str, object]) -> str:
+    """Readable, filesystem-safe summary of model parameters, e.g. `depth6_lr0.1`.
+
+    Uses `_` inside the description because `-` separates the parts of a model id.
+    """
+    parts = []
+    for key in sorted(params):
+        value = str(params[key])
+        if not _PARAM_VALUE_OK.match(value) or not key.isalnum():
+            raise ValueError(f"parameter {key}={value!r} cannot be used in a file name")
+        parts.append(f"{key}{value}")
+    return "_".join(parts) or "default"
+
+
+def model_id(model_type: str, params: Mapping[str, object], train_dates, feature_hash: str) -> str:
+    return f"{model_type}-{param_description(params)}-{dates_hash(train_dates)}-{feature_hash}"
+
+
+def daily_partial_path(settings: Settings, day: dt.date) -> Path:
+    return settings.daily_partials_dir / f"{day.isoformat()}.parquet"
+
+
+def window_state_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
+    return settings.window_state_dir / f"{date.isoformat()}-{feature_hash}.parquet"
+
+
+def raw_events_path(settings: Settings, day: dt.date) -> Path:
+    return settings.raw_events_dir / f"{day.isoformat()}.parquet"
+
+
+def raw_conversions_path(settings: Settings, day: dt.date) -> Path:
+    return settings.raw_conversions_dir / f"{day.isoformat()}.parquet"
+
+
+def train_set_path(settings: Settings, dates: Iterable[dt.date], feature_hash: str) -> Path:
+    unique = sorted(set(dates))
+    if not unique:
+        raise ValueError("a training set needs at least one date")
+    name = f"{unique[0]}-{unique[-1]}-{dates_hash(unique)}-{feature_hash}.parquet"
+    return settings.train_dir / name
+
+
+def test_set_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
+    return settings.test_dir / f"{date.isoformat()}-{feature_hash}.parquet"
+
+
+def model_path(settings: Settings, model_identifier: str) -> Path:
+    return settings.models_dir / model_identifier
+
+
+def predictions_path(settings: Settings, model_identifier: str, date: dt.date) -> Path:
+    return settings.predictions_dir / f"{model_identifier}-{date.isoformat()}.parquet"

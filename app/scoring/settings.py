@@ -1,0 +1,178 @@
+"""Runtime configuration: one data root, the scoring windows and where Dask runs.
+
+Every value can be overridden by an environment variable so that the same image serves
+development, staging and production. Settings are read when `get_settings()` is called
+(never cached at import time) so tests and long-lived workers pick up changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scoring.errors import ConfigError
+
+ENVIRONMENTS = ("dev", "staging", "production")
+DEFAULT_FEATURES_CSV = Path(__file__).parent / "features" / "features.csv"
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def parse_date(text: str, what: str = "date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a date in YYYY-MM-DD form") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path
+    env: str = "dev"
+    dask_address: str = ""
+    aggregation_window: int = 90
+    lead_window: int = 3
+    data_delay: int = 1
+    today_override: dt.date | None = None
+    model_type: str = "hgb"
+    train_days: int = 14
+    retrain_every: int = 7
+    backfill_days: int = 7
+    features_csv: Path = field(default=DEFAULT_FEATURES_CSV)
+
+    # --- dates -------------------------------------------------------------
+    @property
+    def today(self) -> dt.date:
+        return self.today_override or dt.date.today()
+
+    def feature_cutoff(self, date: dt.date) -> dt.date:
+        """Last raw day whose events may be used to score `date`."""
+        return date - dt.timedelta(days=self.data_delay)
+
+    def latest_labelled_date(self, as_of: dt.date) -> dt.date:
+        """Latest scoring date whose whole label window has arrived by `as_of`.
+
+        Labels of date d need conversions up to d + lead_window - 1, and that day's raw
+        file is only complete data_delay days later.
+        """
+        return as_of - dt.timedelta(days=self.data_delay + self.lead_window - 1)
+
+    def train_end_for(self, date: dt.date) -> dt.date:
+        """Training end date of the model used to score `date`.
+
+        Models are retrained every `retrain_every` days (snapped to a fixed grid so that a
+        backfill of past days reuses the same few models), and never see labels that were
+        not yet known on `date`.
+        """
+        latest = self.latest_labelled_date(date)
+        offset = latest.toordinal() % self.retrain_every
+        return latest - dt.timedelta(days=offset)
+
+    # --- paths -------------------------------------------------------------
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_root / "data" / "raw"
+
+    @property
+    def raw_events_dir(self) -> Path:
+        return self.raw_dir / "events"
+
+    @property
+    def raw_conversions_dir(self) -> Path:
+        return self.raw_dir / "conversions"
+
+    @property
+    def users_path(self) -> Path:
+        return self.raw_dir / "users.parquet"
+
+    @property
+    def interim_dir(self) -> Path:
+        return self.data_root / "data" / "interim"
+
+    @property
+    def daily_partials_dir(self) -> Path:
+        return self.interim_dir / "daily"
+
+    @property
+    def window_state_dir(self) -> Path:
+        return self.interim_dir / "window"
+
+    @property
+    def external_dir(self) -> Path:
+        return self.data_root / "data" / "external"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.data_root / "data" / "processed" / "train"
+
+    @property
+    def test_dir(self) -> Path:
+        return self.data_root / "data" / "processed" / "test"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_root / "models"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.models_dir / "predictions"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_root / "reports"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.reports_dir / "figures"
+
+    def all_dirs(self) -> list[Path]:
+        return [
+            self.raw_events_dir,
+            self.raw_conversions_dir,
+            self.daily_partials_dir,
+            self.window_state_dir,
+            self.external_dir,
+            self.train_dir,
+            self.test_dir,
+            self.predictions_dir,
+            self.figures_dir,
+        ]
+
+    def ensure_dirs(self) -> None:
+        for directory in self.all_dirs():
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    env = os.environ.get("SCORING_ENV", "dev").strip() or "dev"
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"SCORING_ENV={env!r} must be one of {', '.join(ENVIRONMENTS)}")
+    today_raw = os.environ.get("SCORING_TODAY", "").strip()
+    features_raw = os.environ.get("SCORING_FEATURES_CSV", "").strip()
+    return Settings(
+        data_root=Path(os.environ.get("SCORING_DATA_ROOT", "").strip() or Path.cwd()),
+        env=env,
+        dask_address=os.environ.get("SCORING_DASK_ADDRESS", "").strip(),
+        aggregation_window=_env_int("SCORING_AGGREGATION_WINDOW", 90, minimum=1),
+        lead_window=_env_int("SCORING_LEAD_WINDOW", 3, minimum=1),
+        data_delay=_env_int("SCORING_DATA_DELAY", 1, minimum=0),
+        today_override=parse_date(today_raw, "SCORING_TODAY") if today_raw else None,
+        model_type=os.environ.get("SCORING_MODEL_TYPE", "hgb").strip() or "hgb",
+        train_days=_env_int("SCORING_TRAIN_DAYS", 14, minimum=1),
+        retrain_every=_env_int("SCORING_RETRAIN_EVERY", 7, minimum=1),
+        backfill_days=_env_int("SCORING_BACKFILL_DAYS", 7, minimum=0),
+        features_csv=Path(features_raw) if features_raw else DEFAULT_FEATURES_CSV,
+    )

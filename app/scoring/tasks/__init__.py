@@ -1,0 +1,34 @@
+"""Luigi tasks of the scoring pipeline.
+
+Entry points for schedulers: `DailyBackfill` (daily timer: today plus any missed days),
+`LivePredict` (today only), `Backtest`; the others are their dependencies.
+
+    luigi --module scoring.tasks DailyBackfill
+"""
+
+from scoring.tasks.backtest import Backtest
+from scoring.tasks.data import (
+    DailyPartial,
+    RawConversions,
+    RawEvents,
+    RawUsers,
+    TestSet,
+    TrainSet,
+    WindowState,
+)
+from scoring.tasks.model import DailyBackfill, LivePredict, Predict, TrainModel
+
+__all__ = [
+    "Backtest",
+    "DailyBackfill",
+    "DailyPartial",
+    "LivePredict",
+    "Predict",
+    "RawConversions",
+    "RawEvents",
+    "RawUsers",
+    "TestSet",
+    "TrainModel",
+    "TrainSet",
+    "WindowState",
+]
