@@ -31,8 +31,8 @@ from scoring.settings import Settings
 REGIONS = ("BE", "BY", "BW", "HE", "HH", "NI", "NW", "SN")
 # Share of each event type (in schema.EVENT_TYPES order) for browsing vs. hunting users.
 BROWSING_MIX = np.array([0.36, 0.46, 0.04, 0.01, 0.13])
-HUNTING_MIX = np.array([0.22, 0.36, 0.16, 0.16, 0.10])
-HUNTING_ACTIVITY_BOOST = 1.5
+HUNTING_MIX = np.array([0.20, 0.30, 0.20, 0.20, 0.10])
+HUNTING_ACTIVITY_BOOST = 1.0
 HUNT_START_PROBABILITY = 0.015
 HUNT_STOP_PROBABILITY = 0.06
 US_PER_DAY = 86_400_000_000
@@ -125,7 +125,7 @@ class _Simulation:
         contact_code = schema.EVENT_TYPES.index("contact_request")
         contacts_today = np.bincount(owner[type_code == contact_code], minlength=n)
         self.recent_contacts = 0.7 * self.recent_contacts + contacts_today
-        logit = -7.5 + 3.5 * self.hunting + 1.0 * np.log1p(self.recent_contacts)
+        logit = -8.0 + 4.5 * self.hunting + 0.8 * np.log1p(self.recent_contacts)
         converts = signed_up & (rng.random(n) < 1 / (1 + np.exp(-logit)))
         # A converted user has found a home: the hunt is over.
         self.hunting &= ~converts
