@@ -1,0 +1,60 @@
+"""Bad inventory input stops site.yml in the preflight play, before any host is touched.
+
+The plays run against this machine through a local connection, in check mode,
+so that even a preflight that wrongly passed could not change anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_site(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess[str]:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  children:\n    master_servers:\n      hosts:\n"
+        "        preflight-check:\n          ansible_connection: local\n"
+    )
+    env = os.environ | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "--check",
+            "-i",
+            str(inventory),
+            "-e",
+            json.dumps(extra_vars),
+            str(ROOT / "site.yml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("base_apt_cache_valid_time", "an hour", "base_apt_cache_valid_time"),
+        ("base_extra_packages", {"not": "a list"}, "base_extra_packages"),
+        ("base_unattended_upgrades_enabled", "maybe", "base_unattended_upgrades_enabled"),
+    ],
+)
+def test_wrong_type_fails_in_preflight(tmp_path, variable, value, complaint):
+    result = run_site(tmp_path, {variable: value})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert complaint in output, output
+    assert "Preflight | validate the inputs of each role" in output
+    # The failure ended the run: no task of a later play was reached.
+    assert "Base |" not in output, output
