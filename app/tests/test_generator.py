@@ -1,0 +1,45 @@
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from scoring.data.dataset import GeneratorConfig, generate
+from scoring.data.schema import EVENT_TYPES
+from scoring.settings import get_settings
+from scoring.smoke import environment
+
+CONFIG = GeneratorConfig(users=200, days=10, seed=5)
+
+
+def _generate(root, config=CONFIG):
+    with environment({"SCORING_DATA_ROOT": str(root)}):
+        generate(config, get_settings(), progress=False)
+    return root / "data" / "raw"
+
+
+def _files(raw):
+    return sorted(p.relative_to(raw) for p in raw.rglob("*.parquet"))
+
+
+def test_same_seed_gives_identical_data(tmp_path):
+    first, second = _generate(tmp_path / "a"), _generate(tmp_path / "b")
+    assert _files(first) == _files(second)
+    assert len(_files(first)) == 1 + 2 * CONFIG.days
+    for name in _files(first):
+        assert pq.read_table(first / name).equals(pq.read_table(second / name)), name
+
+
+def test_other_seed_gives_other_data(tmp_path):
+    first = _generate(tmp_path / "a")
+    other = _generate(tmp_path / "b", GeneratorConfig(users=200, days=10, seed=6))
+    name = _files(first)[1]
+    assert not pq.read_table(first / name).equals(pq.read_table(other / name))
+
+
+def test_events_look_like_portal_activity(tmp_path):
+    raw = _generate(tmp_path, GeneratorConfig(users=2000, days=10, seed=1))
+    events = pq.ParquetDataset(raw / "events").read()
+    assert set(pc.unique(events["event_type"].cast("string")).to_pylist()) == set(EVENT_TYPES)
+    per_user = np.sort(np.bincount(events["user_id"].to_numpy()))[::-1]
+    # Zipf-like: the most active 10% of users produce far more than 10% of events.
+    assert per_user[:200].sum() > 0.4 * per_user.sum()
+    conversions = pq.ParquetDataset(raw / "conversions").read()
+    assert 0 < conversions.num_rows < 2000
