@@ -1,0 +1,90 @@
+"""End-to-end luigi runs on small data: local scheduler, reruns, failures, a Dask cluster."""
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from distributed import LocalCluster
+from scoring import cli, compute, naming, pipeline
+from scoring.features.spec import load_spec
+from scoring.settings import get_settings
+
+
+def _prediction_path(settings, date):
+    spec = load_spec(settings)
+    identifier = pipeline.model_identifier(
+        settings, spec, settings.model_type, settings.train_end_for(date)
+    )
+    return naming.predictions_path(settings, identifier, date), identifier
+
+
+def test_daily_run_backfills_and_reruns_as_a_no_op(data_root):
+    settings = get_settings()
+    assert cli.main(["daily", "--local-scheduler"]) == 0
+    today, yesterday = settings.today, settings.today - dt.timedelta(days=1)
+    for date in (today, yesterday):
+        path, identifier = _prediction_path(settings, date)
+        scores = pq.read_table(path)
+        assert scores.column_names == ["id", "date", "target"]
+        assert scores.num_rows > 0
+        assert set(scores["date"].to_pylist()) == {date}
+    model = naming.model_path(settings, identifier)
+    stamp = model.stat().st_mtime_ns
+
+    # Same inputs: every output is reused, nothing is recomputed.
+    assert cli.main(["daily", "--local-scheduler"]) == 0
+    assert model.stat().st_mtime_ns == stamp
+    assert not [p for p in data_root.rglob("*") if ".tmp-" in p.name]
+
+
+def test_daily_run_fails_when_raw_data_is_late(data_root, capsys):
+    settings = get_settings()
+    late = settings.today + dt.timedelta(days=5)
+    code = cli.main(["daily", "--local-scheduler", "--until", late.isoformat(), "--days-back", "0"])
+    assert code != 0
+    assert "RawEvents" in capsys.readouterr().err
+
+
+def test_backtest_writes_report_and_figures(data_root, capsys):
+    assert cli.main(["backtest", "--local-scheduler", "--count", "2", "--step", "2"]) == 0
+    report = capsys.readouterr().out.strip().splitlines()[-1]
+    text = Path(report).read_text(encoding="utf-8")
+    assert "| hgb |" in text
+    assert "| activity |" in text
+    settings = get_settings()
+    figures = sorted(settings.figures_dir.glob("*.png"))
+    assert len(figures) == 5
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+
+
+def test_user_error_exits_without_traceback(data_root, capsys, monkeypatch):
+    monkeypatch.setenv("SCORING_ENV", "production")
+    assert cli.main(["generate", "--users", "10", "--days", "2"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: refusing to write synthetic raw data in production")
+
+
+@pytest.fixture
+def dask_cluster(monkeypatch):
+    cluster = LocalCluster(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    )
+    monkeypatch.setenv("SCORING_DASK_ADDRESS", cluster.scheduler_address)
+    yield cluster
+    compute.close_clients()
+    cluster.close()
+
+
+def test_prediction_runs_on_a_dask_cluster(data_root, dask_cluster):
+    settings = get_settings()
+    assert cli.main(["predict", "--local-scheduler", "--date", settings.today.isoformat()]) == 0
+    path, _ = _prediction_path(settings, settings.today)
+    assert pq.read_table(path).num_rows > 0
+    # The feature work really went through that scheduler.
+    assert dask_cluster.scheduler.transition_counter > 0
+
+
+def test_smoke_command_passes(monkeypatch):
+    monkeypatch.delenv("SCORING_DATA_ROOT", raising=False)
+    assert cli.main(["smoke"]) == 0
