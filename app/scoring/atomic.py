@@ -42,9 +42,13 @@ def atomic_output(target: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def write_parquet(table: pa.Table, target: Path) -> None:
+# For intermediate files that are read back often: larger, but much faster to load.
+FAST_PARQUET = {"compression": "lz4", "use_dictionary": False}
+
+
+def write_parquet(table: pa.Table, target: Path, **options) -> None:
     with atomic_output(target) as temporary:
-        pq.write_table(table, temporary)
+        pq.write_table(table, temporary, **options)
 
 
 def write_text(text: str, target: Path) -> None:

@@ -34,7 +34,8 @@ def _connect(address: str) -> Client:
                 f"cannot reach the Dask scheduler at SCORING_DASK_ADDRESS={address} ({err}); "
                 "unset it to compute in-process"
             ) from None
-    cluster = LocalCluster(processes=False, dashboard_address=None, n_workers=1)
+    # Random dashboard port: the fixed default may belong to the shared scheduler.
+    cluster = LocalCluster(processes=False, dashboard_address=":0", n_workers=1)
     return Client(cluster, set_as_default=False)
 
 

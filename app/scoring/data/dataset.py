@@ -87,8 +87,19 @@ class _Simulation:
         premium = users["is_premium"].to_numpy(zero_copy_only=False)
         # Pareto tail gives the Zipf-like spread: a few users produce most events.
         propensity = np.minimum(rng.pareto(1.3, n) + 0.2, 200.0)
+        # Normalise so that events_per_user_day holds on average over all user-days of the
+        # period: correct for hunting phases (about a fifth of users at any time) and for
+        # users who only sign up during the period.
         expected_boost = 1 + HUNTING_ACTIVITY_BOOST * 0.2
-        self.rate = propensity / propensity.mean() * config.events_per_user_day / expected_boost
+        start_day = (config.start - dt.date(1970, 1, 1)).days
+        days_signed_up = np.clip(start_day + config.days - self.signup_day, 0, config.days)
+        signed_up_share = max(days_signed_up.mean() / config.days, 1e-9)
+        self.rate = (
+            propensity
+            / propensity.mean()
+            * config.events_per_user_day
+            / (expected_boost * signed_up_share)
+        )
         self.hunt_start = np.where(premium, 2.0, 1.0) * HUNT_START_PROBABILITY
         self.hunting = rng.random(n) < 0.15
         self.recent_contacts = np.zeros(n)

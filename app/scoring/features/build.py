@@ -53,7 +53,7 @@ def _raw_events_path_checked(settings: Settings, day: dt.date, date: dt.date) ->
 
 def write_daily_partial(raw_path: Path, day: dt.date, target: Path) -> Path:
     partial = daily_partial(dataset.read_events(raw_path, day), day)
-    atomic.write_parquet(partial, target)
+    atomic.write_parquet(partial, target, **atomic.FAST_PARQUET)
     return target
 
 
@@ -154,7 +154,7 @@ def window_state(
         else:
             state = state_from_files(settings, spec, date, "partials", progress)
     if mode == "incremental":
-        atomic.write_parquet(state, target)
+        atomic.write_parquet(state, target, **atomic.FAST_PARQUET)
     return state
 
 
