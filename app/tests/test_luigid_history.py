@@ -40,6 +40,8 @@ def _free_port() -> int:
 def _start(command: list[str], tmp_path: Path, port: int) -> subprocess.Popen:
     config = tmp_path / "luigi.cfg"
     config.write_text(
+        "[core]\n"
+        f"default_scheduler_url = http://127.0.0.1:{port}/\n"
         "[scheduler]\n"
         "record_task_history = True\n"
         f"state_path = {tmp_path / 'state.pickle'}\n"
@@ -109,6 +111,35 @@ def test_task_history_records_a_run(tmp_path):
         assert response.status == 200
         assert "TinyTask" in page
         assert "history-check" in page  # the parameter value, read back from the database
+        assert "DONE" in page
+    finally:
+        _stop(luigid)
+
+
+def _history_page(port: int, task_name: str) -> str:
+    url = f"http://127.0.0.1:{port}/history/by_name/{task_name}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return response.read().decode()
+
+
+def test_cli_uses_the_central_scheduler_from_luigi_config(data_root, tmp_path):
+    """`scoring daily` without --local-scheduler goes to [core] default_scheduler_url."""
+    port = _free_port()
+    luigid = _start([sys.executable, "-m", "scoring.luigid"], tmp_path, port)
+    try:
+        _wait_until_listening(luigid, port)
+        env = {**os.environ, "LUIGI_CONFIG_PATH": str(tmp_path / "luigi.cfg")}
+        run = subprocess.run(
+            [sys.executable, "-m", "scoring.cli", "daily", "--days-back", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        page = _history_page(port, "Predict")
         assert "DONE" in page
     finally:
         _stop(luigid)
