@@ -246,8 +246,13 @@ def _checksum(state) -> list[int]:
 # --- orchestration ------------------------------------------------------------------------
 
 
-def _prepare(root: Path, events: int, users: int) -> int:
-    """Generate raw data (once) and the incremental job's starting point; returns events."""
+def engine_prepare(root: Path) -> dict:
+    """Generate raw data (once) and the incremental job's starting point.
+
+    Runs in a child like the engines: Linux carries a parent's peak RSS over into the
+    children it forks, so the parent must stay small for the children's numbers to hold.
+    """
+    events, users = json.loads((root / "request.json").read_text())
     _apply_env(root)
     from scoring.data.dataset import GeneratorConfig, generate  # noqa: PLC0415
     from scoring.features import build  # noqa: PLC0415
@@ -267,7 +272,8 @@ def _prepare(root: Path, events: int, users: int) -> int:
     build.window_state(settings, spec, SCORING_DATE - dt.timedelta(days=1), "incremental")
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    return sum(pq.read_metadata(f).num_rows for f in _window_files(settings, SCORING_DATE))
+    window_events = sum(pq.read_metadata(f).num_rows for f in _window_files(settings, SCORING_DATE))
+    return {"seconds": 0.0, "users": users, "checksum": None, "events": window_events}
 
 
 def _measure(engine: str, root: Path, repeat: int) -> dict:
@@ -287,6 +293,9 @@ def _measure(engine: str, root: Path, repeat: int) -> dict:
     return result
 
 
+STEPS = {**ENGINES, "prepare": engine_prepare}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[10_000_000])
@@ -297,12 +306,12 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per engine; best counts")
-    parser.add_argument("--child", choices=list(ENGINES), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        runs = [ENGINES[args.child](args.root) for _ in range(args.repeat)]
+        runs = [STEPS[args.child](args.root) for _ in range(args.repeat)]
         best = min(runs, key=lambda run: run["seconds"])
         best["first_seconds"] = runs[0]["seconds"]
         print(json.dumps(best))
@@ -311,7 +320,9 @@ def main() -> None:
     results = []
     for events in args.events:
         root = args.workdir / f"events-{events}-users-{args.users}"
-        window_events = _prepare(root, events, args.users)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "request.json").write_text(json.dumps([events, args.users]))
+        window_events = _measure("prepare", root, 1)["events"]
         print(f"\n{window_events:,} events in the {WINDOW}-day window, {args.users:,} users")
         reference = None
         for engine in args.engines:

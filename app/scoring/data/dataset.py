@@ -178,18 +178,19 @@ def generate(config: GeneratorConfig, settings: Settings, progress: bool = True)
 
 
 def read_events(path: Path, day: dt.date) -> pa.Table:
-    """One day's events, validated; event_type comes back as plain strings."""
+    """One day's events, validated: user_id, timestamp and event_code.
+
+    `event_code` is the index of the event type in schema.EVENT_TYPES.
+    """
     table = schema.read_checked(path, schema.EVENTS_COLUMNS)
-    schema.check_event_types(path, table)
+    codes = schema.event_type_codes(path, table["event_type"])
     schema.check_timestamps_on_day(path, table, day)
-    return table.set_column(2, "event_type", table["event_type"].cast(pa.string())).cast(
-        pa.schema(
-            [
-                ("user_id", pa.int64()),
-                ("timestamp", pa.timestamp("us")),
-                ("event_type", pa.string()),
-            ]
-        )
+    return pa.table(
+        {
+            "user_id": table["user_id"].cast(pa.int64()),
+            "timestamp": table["timestamp"].cast(pa.timestamp("us")),
+            "event_code": pa.array(codes),
+        }
     )
 
 

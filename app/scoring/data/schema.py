@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -71,14 +72,29 @@ def read_checked(path: Path, columns: dict[str, TypeCheck]) -> pa.Table:
     return table
 
 
-def check_event_types(path: Path, table: pa.Table) -> None:
-    found = pc.unique(table["event_type"].cast(pa.string())).to_pylist()
-    unknown = sorted(set(found) - set(EVENT_TYPES))
-    if unknown:
+def event_type_codes(path: Path, column: pa.ChunkedArray) -> np.ndarray:
+    """Position of each event's type in EVENT_TYPES (int8); unknown types are an error.
+
+    Dictionary-encoded columns (what the exports write) are mapped through their small
+    dictionary, so no per-event string is ever materialised or hashed.
+    """
+    known = pa.array(EVENT_TYPES)
+    if pa.types.is_dictionary(column.type):
+        parts = []
+        for chunk in column.chunks:
+            mapping = pc.fill_null(pc.index_in(chunk.dictionary, value_set=known), -1)
+            parts.append(mapping.to_numpy()[chunk.indices.to_numpy()])
+        codes = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+    else:
+        codes = pc.fill_null(pc.index_in(column, value_set=known), -1).to_numpy()
+    if (codes < 0).any():
+        found = pc.unique(column.cast(pa.string())).to_pylist()
+        unknown = sorted(set(found) - set(EVENT_TYPES))
         raise RawDataError(
             f"{path}: column 'event_type' has unknown values {unknown}; "
             f"allowed are {', '.join(EVENT_TYPES)}"
         )
+    return codes.astype(np.int8)
 
 
 def check_timestamps_on_day(path: Path, table: pa.Table, day: dt.date) -> None:

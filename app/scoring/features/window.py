@@ -3,9 +3,8 @@
 Three ways lead to the same state for a cutoff day (tests compare them):
 
 - `aggregate_chunk` + `combine_states`: any group of partials is masked per window with
-  Arrow compute kernels and reduced per user; the per-group results are reduced again.
-  Dask runs one task per group. (The raw events themselves are aggregated with Arrow's
-  hash `group_by` in features.daily.)
+  Arrow compute kernels and reduced per user with sorted segment sums; the per-group
+  results are reduced the same way. Dask runs one task per group of days.
 - `slide_state`: yesterday's state plus the new day minus the days that leave each window.
   All state columns are sums or a maximum over days that never leaves the window while the
   user stays in the population, so this is exact.
