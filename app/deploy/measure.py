@@ -7,7 +7,8 @@ Sizes: the image, its layer count, its base image (from the OCI base-name label)
 (/opt/scoring, i.e. the installed wheels); the target is image <= (base + venv) * 1.10.
 Cold build: an empty wheel cache, no pip HTTP cache and `docker build --no-cache`; warm build:
 the same again right after, with both caches. Build times include the smoke checks; the
-time to the built image is printed too. The measurement tags are removed afterwards.
+time to the built image and each phase are printed too. The measurement builds are tagged
+drtools/measure-worker and removed afterwards.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 BUILD_RELEASE = HERE / "build_release"
 MB = 1_000_000
 OVERHEAD_TARGET = 0.10
+MEASURE_PROJECT = "measure"
 
 
 def docker_json(*args: str) -> Any:
@@ -86,29 +88,51 @@ def timed_build(version: str, base_image: str, cold: bool, cache: Path) -> dict[
         sys.stderr.write(result.stderr[-4000:])
         raise SystemExit(f"measure_image: build_release {version} failed")
     built = re.search(r"\[build_release\s+(\d+)s\] built image (sha256:\w+)", result.stderr)
+    steps = {
+        int(number): int(seconds)
+        for seconds, number in re.findall(r"\[build_release\s+(\d+)s\] step (\d)/6", result.stderr)
+    }
+    phases = {"wheels_s": (2, 3), "docker_build_s": (3, 4), "smoke_s": (4, 5)}
     return {
         "total_s": round(total),
         "to_image_s": int(built.group(1)) if built else None,
+        **{
+            name: steps[end] - steps[start] if {start, end} <= steps.keys() else None
+            for name, (start, end) in phases.items()
+        },
         "image_id": built.group(2) if built else None,
     }
 
 
+def repository_tags(repository: str) -> set[str]:
+    listing = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Tag}}", repository],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(listing.stdout.split()) - {"<none>"}
+
+
 def measure_builds(base_image: str) -> dict[str, object]:
-    project = os.environ.get("PROJECT_NAME") or "is24de"
-    repository = f"drtools/{project}-worker"
+    # Measurement images get their own repository; every tag they add is removed at the end.
+    os.environ["PROJECT_NAME"] = MEASURE_PROJECT
+    repository = f"drtools/{MEASURE_PROJECT}-worker"
+    before = repository_tags(repository)
     results: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="measure-wheels-") as cache:
-        for kind in ("cold", "warm"):
-            version = f"measure-{kind}-{os.getpid()}"
-            print(f"timing a {kind} build ...", file=sys.stderr, flush=True)
-            results[f"{kind}_build"] = timed_build(version, base_image, kind == "cold", Path(cache))
-    results.update(sizes(f"{repository}:measure-warm-{os.getpid()}"))
-    for kind in ("cold", "warm"):
-        subprocess.run(
-            ["docker", "image", "rm", f"{repository}:measure-{kind}-{os.getpid()}"],
-            capture_output=True,
-            check=False,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="measure-wheels-") as cache:
+            for kind in ("cold", "warm"):
+                print(f"timing a {kind} build ...", file=sys.stderr, flush=True)
+                results[f"{kind}_build"] = timed_build(
+                    f"{kind}-{os.getpid()}", base_image, kind == "cold", Path(cache)
+                )
+        results.update(sizes(f"{repository}:warm-{os.getpid()}"))
+    finally:
+        for tag in sorted(repository_tags(repository) - before):
+            subprocess.run(
+                ["docker", "image", "rm", f"{repository}:{tag}"], capture_output=True, check=False
+            )
     return results
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -246,33 +247,59 @@ def collect_dependency_wheels(cache: Path, pins: list[tuple[str, str]]) -> list[
     return wheels
 
 
-def build_app_wheel(dest: Path, source_date_epoch: str) -> Path:
-    """Build the scoring wheel from a clean copy of app/ (no build/ or egg-info left in app/)."""
+APP_EXTRAS = ("README.md", "LICENSE", "MANIFEST.in", "setup.cfg")
+
+
+def app_sources() -> list[Path]:
+    """The files the scoring wheel is built from, relative to app/."""
+    files = [Path("pyproject.toml")]
+    files += [Path(name) for name in APP_EXTRAS if (APP / name).is_file()]
+    files += sorted(
+        path.relative_to(APP)
+        for path in (APP / "scoring").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    return files
+
+
+def build_app_wheel(cache_root: Path, source_date_epoch: str) -> Path:
+    """The scoring wheel, built from a clean copy of app/ (nothing is written into app/).
+
+    Cached under cache_root by a hash of its sources and timestamp, so a rebuild of unchanged
+    code reuses the very same file (and Docker's cache for its layer).
+    """
+    sources = app_sources()
+    digest = hashlib.sha256(source_date_epoch.encode())
+    for relative in sources:
+        digest.update(f"\0{relative}\0".encode())
+        digest.update((APP / relative).read_bytes())
+    cached = cache_root / digest.hexdigest()[:16]
+    wheels = sorted(cached.glob("*.whl"))
+    if len(wheels) == 1:
+        log(f"scoring wheel unchanged: {wheels[0].name} from {display(cached)}")
+        return wheels[0]
     with tempfile.TemporaryDirectory(prefix="scoring-src-") as tmp:
-        src = Path(tmp) / "app"
-        src.mkdir()
-        shutil.copy2(APP / "pyproject.toml", src)
-        for extra in ("README.md", "LICENSE", "MANIFEST.in", "setup.cfg"):
-            if (APP / extra).exists():
-                shutil.copy2(APP / extra, src)
-        shutil.copytree(
-            APP / "scoring",
-            src / "scoring",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
-        )
+        src, out = Path(tmp) / "app", Path(tmp) / "wheel"
+        for relative in sources:
+            (src / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(APP / relative, src / relative)
         argv = [
             *pip_command(), "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
-            "-w", str(dest), str(src),
+            "-w", str(out), str(src),
         ]  # fmt: skip
         env = {**os.environ, "SOURCE_DATE_EPOCH": source_date_epoch}
         result = run(argv, env=env)
         if result.returncode != 0:
             sys.stderr.write(result.stdout + result.stderr)
             raise ReleaseError("building the scoring wheel failed (see above)")
-    wheels = sorted(dest.glob("*.whl"))
-    if len(wheels) != 1:
-        raise ReleaseError(f"expected one scoring wheel, found {[w.name for w in wheels]}")
-    return wheels[0]
+        wheels = sorted(out.glob("*.whl"))
+        if len(wheels) != 1:
+            raise ReleaseError(f"expected one scoring wheel, found {[w.name for w in wheels]}")
+        shutil.rmtree(cache_root, ignore_errors=True)  # keep only the newest build
+        cached.mkdir(parents=True)
+        shutil.copy2(wheels[0], cached / wheels[0].name)
+    log(f"built {wheels[0].name}")
+    return cached / wheels[0].name
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -311,8 +338,10 @@ def docker_build(context: Path, base: str, labels: dict[str, str], use_cache: bo
 
 
 def smoke_checks(extra: Sequence[str]) -> list[Check]:
+    """The checks in order: the caller's extra checks first (fail fast), the slowest last."""
     imports = "import scoring, dask, distributed, luigi, pandas, pyarrow, sklearn, matplotlib"
-    checks = [
+    checks = [Check(f"extra: {cmd}", ("sh", "-c", cmd)) for cmd in extra]
+    checks += [
         Check(f"runs as uid {IMAGE_UID}", ("id", "-u"), expect_stdout=str(IMAGE_UID)),
         Check("imports", ("python", "-c", imports)),
         Check("luigi --help", ("luigi", "--help")),
@@ -323,10 +352,8 @@ def smoke_checks(extra: Sequence[str]) -> list[Check]:
         Check("dask worker --help", ("dask", "worker", "--help")),
         Check("scoring --help", ("scoring", "--help")),
         Check("services answer", ("python", "-c", SERVICES_CHECK), timeout=180),
+        Check("scoring smoke", ("scoring", "smoke"), timeout=900),
     ]
-    checks += [Check(f"extra: {cmd}", ("sh", "-c", cmd)) for cmd in extra]
-    # The end-to-end pipeline is the slowest check: it runs last.
-    checks.append(Check("scoring smoke", ("scoring", "smoke"), timeout=900))
     return checks
 
 
@@ -445,8 +472,8 @@ def build_image(args: argparse.Namespace, version: str, revision: str) -> str:
         for wheel in collect_dependency_wheels(cache, read_lock()):
             link_or_copy(wheel, context / "wheels" / "deps" / wheel.name)
         epoch = git("log", "-1", "--format=%ct")
-        app_wheel = build_app_wheel(context / "wheels" / "app", epoch)
-        log(f"built {app_wheel.name}")
+        app_wheel = build_app_wheel(args.wheel_cache / "scoring", epoch)
+        link_or_copy(app_wheel, context / "wheels" / "app" / app_wheel.name)
         shutil.copy2(LOCK, context / "requirements.lock")
         shutil.copy2(DOCKERFILE, context / "Dockerfile")
 
