@@ -52,7 +52,7 @@ def get_client(settings: Settings) -> Client:
 def close_clients() -> None:
     with _lock:
         for client in _clients.values():
-            cluster = client.cluster if client.cluster is not None else None
+            cluster = client.cluster  # None when connected to a remote scheduler
             client.close()
             if cluster is not None:
                 cluster.close()

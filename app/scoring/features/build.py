@@ -136,10 +136,9 @@ def window_state(
     if mode == "raw":
         state = state_from_files(settings, spec, date, "raw", progress)
     else:
-        days = window_days(settings, date)
-        for day in days:
-            _raw_events_path_checked(settings, day, date)
-        ensure_daily_partials(settings, days, progress)
+        # Raw files are only needed for days without a partial; ensure_daily_partials
+        # names any that is missing.
+        ensure_daily_partials(settings, window_days(settings, date), progress)
         previous = naming.window_state_path(settings, date - dt.timedelta(days=1), spec.hash)
         if mode == "incremental" and previous.exists():
             cutoff = settings.feature_cutoff(date)
