@@ -195,8 +195,7 @@ def engine_incremental(root: Path) -> dict:
 
 def engine_prediction(root: Path) -> dict:
     _apply_env(root)
-    import pyarrow.parquet as pq  # noqa: PLC0415
-    from scoring import naming  # noqa: PLC0415
+    from scoring import atomic, naming  # noqa: PLC0415
     from scoring.features import build  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
     from scoring.models import predict_model, train_model  # noqa: PLC0415
@@ -204,7 +203,7 @@ def engine_prediction(root: Path) -> dict:
 
     settings = get_settings()
     spec = load_spec(settings)
-    state = pq.read_table(naming.window_state_path(settings, SCORING_DATE, spec.hash))
+    state = atomic.read_arrow(naming.window_state_path(settings, SCORING_DATE, spec.hash))
     users = build.dataset.read_users(settings)
     features = build.features_from_state(
         state, users, spec, SCORING_DATE, settings.feature_cutoff(SCORING_DATE)

@@ -51,6 +51,21 @@ def write_parquet(table: pa.Table, target: Path, **options) -> None:
         pq.write_table(table, temporary, **options)
 
 
+def write_arrow(table: pa.Table, target: Path) -> None:
+    """Arrow IPC file: no encoding on write, memory-mapped on read."""
+    with (
+        atomic_output(target) as temporary,
+        pa.OSFile(str(temporary), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema) as writer,
+    ):
+        writer.write_table(table)
+
+
+def read_arrow(path: Path) -> pa.Table:
+    # The map stays open as long as the table's buffers use it (freed with the table).
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
 def write_text(text: str, target: Path) -> None:
     with atomic_output(target) as temporary:
         temporary.write_text(text, encoding="utf-8")

@@ -5,7 +5,7 @@ reused instead of recomputed; a different feature list gives a different feature
 therefore new files next to the old ones.
 
     data/interim/daily/<YYYY-MM-DD>.parquet
-    data/interim/window/<YYYY-MM-DD>-<feature-hash>.parquet
+    data/interim/window/<YYYY-MM-DD>-<feature-hash>.arrow
     data/processed/train/<min-date>-<max-date>-<dates-hash>-<feature-hash>.parquet
     data/processed/test/<YYYY-MM-DD>-<feature-hash>.parquet
     models/<model-type>-<param-desc>-<train-dates-hash>-<feature-hash>
@@ -61,7 +61,9 @@ def daily_partial_path(settings: Settings, day: dt.date) -> Path:
 
 
 def window_state_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
-    return settings.window_state_dir / f"{date.isoformat()}-{feature_hash}.parquet"
+    # Arrow IPC, not parquet: read back in full every day, and (de)serialising it is
+    # close to a memory copy.
+    return settings.window_state_dir / f"{date.isoformat()}-{feature_hash}.arrow"
 
 
 def raw_events_path(settings: Settings, day: dt.date) -> Path:

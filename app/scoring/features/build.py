@@ -132,7 +132,7 @@ def window_state(
     """
     target = naming.window_state_path(settings, date, spec.hash)
     if mode == "incremental" and target.exists():
-        return pq.read_table(target)
+        return atomic.read_arrow(target)
     if mode == "raw":
         state = state_from_files(settings, spec, date, "raw", progress)
     else:
@@ -148,12 +148,12 @@ def window_state(
                 w: read_partial(settings, cutoff - dt.timedelta(days=w)) for w in spec.windows
             }
             state = slide_state(
-                pq.read_table(previous), cutoff, read_partial(settings, cutoff), leaving, spec
+                atomic.read_arrow(previous), cutoff, read_partial(settings, cutoff), leaving, spec
             )
         else:
             state = state_from_files(settings, spec, date, "partials", progress)
     if mode == "incremental":
-        atomic.write_parquet(state, target, **atomic.FAST_PARQUET)
+        atomic.write_arrow(state, target)
     return state
 
 

@@ -107,8 +107,6 @@ def slide_state(
     window of length w. Only the rows of users in the new or leaving days are touched:
     the previous state is sorted by user id, so they are found by binary search.
     """
-    count_columns = spec.count_columns
-    names = spec.state_columns[1:-1]
     previous_ids = previous["user_id"].to_numpy()
     new_ids = new_partial["user_id"].to_numpy()
     # New users are inserted in order; np.union1d would re-sort (or hash) the whole state.
@@ -116,33 +114,36 @@ def slide_state(
     known = np.zeros(new_ids.size, dtype=bool)
     if previous_ids.size:
         known = previous_ids[np.minimum(slots, previous_ids.size - 1)] == new_ids
-    user_ids = np.insert(previous_ids, slots[~known], new_ids[~known])
-    matrix = np.zeros((user_ids.size, len(names)), dtype=np.int32)
-    last_day = np.full(user_ids.size, NO_DAY, dtype=np.int32)
-    rows = np.searchsorted(user_ids, previous_ids)
-    for index, name in enumerate(names):
-        matrix[rows, index] = previous[name].to_numpy()
-    last_day[rows] = previous[LAST_DAY].to_numpy()
+    insert_at, inserted = slots[~known], new_ids[~known]
+    user_ids = np.insert(previous_ids, insert_at, inserted)
+    # One writable array per column (np.insert copies), new users starting at zero.
+    columns = {
+        name: np.insert(previous[name].to_numpy(), insert_at, 0)
+        for name in spec.state_columns[1:-1]
+    }
+    last_day = np.insert(previous[LAST_DAY].to_numpy(), insert_at, NO_DAY)
 
     def apply(partial: pa.Table, sign: int, windows: set[int]) -> None:
         ids = partial["user_id"].to_numpy()
         rows = np.searchsorted(user_ids, ids)
         if sign < 0 and not np.array_equal(user_ids[np.minimum(rows, user_ids.size - 1)], ids):
             raise ValueError("a leaving day has users missing from the previous state")
-        for index, (_, event_type, window) in enumerate(count_columns):
+        for column, event_type, window in spec.count_columns:
             if window in windows:
                 values = partial[_source_column(event_type)].to_numpy()
-                matrix[rows, index] += sign * values
-        for offset, window in enumerate(spec.active_windows, start=len(count_columns)):
+                columns[column][rows] += sign * values
+        for window in spec.active_windows:
             if window in windows:
-                matrix[rows, offset] += sign
+                columns[active_column(window)][rows] += sign
 
     apply(new_partial, 1, set(spec.windows))
     last_day[np.searchsorted(user_ids, new_ids)] = day_number(cutoff)
     for window, partial in leaving_partials.items():
         apply(partial, -1, {window})
 
-    columns = {"user_id": user_ids}
-    columns.update({name: matrix[:, index] for index, name in enumerate(names)})
-    columns[LAST_DAY] = last_day
-    return _sorted_active(pa.table(columns, schema=state_schema(spec)), spec)
+    state = pa.table(
+        {"user_id": user_ids, **columns, LAST_DAY: last_day}, schema=state_schema(spec)
+    )
+    if columns[active_column(spec.aggregation_window)].min(initial=1) > 0:
+        return state  # nobody left the population: skip the copy a filter would make
+    return _sorted_active(state, spec)
