@@ -10,16 +10,19 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-LOCKS := requirements/controller.lock
+# The controller's tools and the scoring package's exact dependencies share one venv,
+# so the application tests run against the versions the worker image ships.
+LOCKS := requirements/controller.lock app/requirements.lock app/requirements-dev.txt
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: $(LOCKS)
+$(BIN)/.installed: $(LOCKS) app/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 	$(BIN)/pip install --quiet $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install --quiet --no-deps --editable app
 	touch $@
 
 .PHONY: venv

@@ -53,9 +53,8 @@ def molecule(step: str, scenario: str) -> tuple[float, str]:
 
 def slowest_tasks(output: str, count: int = 10) -> list[dict[str, object]]:
     tasks = []
-    for line in output.splitlines():
-        line = line.strip().lstrip("│").strip()
-        match = TASK_TIME.match(line)
+    for raw_line in output.splitlines():
+        match = TASK_TIME.match(raw_line.strip().lstrip("│").strip())
         if match:
             tasks.append({"task": match["task"], "seconds": float(match["seconds"])})
     return sorted(tasks, key=lambda task: -float(task["seconds"]))[:count]
@@ -103,7 +102,11 @@ def main() -> None:
     record = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip(),
         "scenario": args.scenario,
         "machine": machine(),

@@ -27,7 +27,11 @@ def test_unattended_upgrades_only_take_security_updates(master):
     periodic = master.file("/etc/apt/apt.conf.d/20auto-upgrades")
     assert periodic.contains('APT::Periodic::Unattended-Upgrade "1"')
     origins = master.run("apt-config dump Unattended-Upgrade::Origins-Pattern").stdout
-    patterns = [line for line in origins.splitlines() if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
+    patterns = [
+        line
+        for line in origins.splitlines()
+        if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")
+    ]
     assert patterns, origins
     assert all("-security" in line for line in patterns), patterns
 

@@ -1,0 +1,67 @@
+"""What the checks share: running the project's playbooks against the test hosts, and
+logging in from the laptop the way a team member does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+SSH_OPTIONS = " ".join(
+    (
+        "-o BatchMode=yes",
+        "-o ConnectTimeout=10",
+        "-o StrictHostKeyChecking=no",
+        "-o UserKnownHostsFile=/dev/null",
+    )
+)
+
+
+def run_playbook(
+    playbook: str, extra_vars: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks against the Molecule hosts."""
+    command = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(PROJECT / playbook),
+    ]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    env = os.environ | {
+        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def ssh(laptop, user: str, command: str, *options: str):
+    """Log in from the laptop as `user` with that user's key and run `command` on the master."""
+    quoted = command.replace("'", "'\"'\"'")
+    return laptop.run(
+        f"ssh {SSH_OPTIONS} {' '.join(options)} -i /root/keys/{user} {user}@master '{quoted}'"
+    )
+
+
+def http_get(host, url: str, within_seconds: int = 20):
+    """GET `url` from `host`, retrying refused connections until it answers or time runs out."""
+    return host.run(
+        f"curl -sSf --retry {within_seconds} --retry-delay 1 --retry-connrefused "
+        f"--retry-max-time {within_seconds} --max-time {within_seconds + 5} {url}"
+    )
+
+
+def authorized_keys_checksums(master) -> dict[str, str]:
+    listing = master.check_output(
+        "find / -xdev -path /proc -prune -o -name authorized_keys -type f -print0"
+        " | xargs -0r sha256sum"
+    )
+    return {line.split()[1]: line.split()[0] for line in listing.splitlines()}

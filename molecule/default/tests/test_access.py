@@ -1,0 +1,183 @@
+"""Team access, checked from the laptop the way a team member would: a port scan, SSH
+logins with the generated config and its forwards, sudo, and bad answers from the key server."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import EPHEMERAL, SSH_OPTIONS, authorized_keys_checksums, http_get, run_playbook, ssh
+
+CANARY_PORT = 18080
+TEST_LISTENER_PORT = 8788
+
+
+def open_ports(laptop, target: str, *nmap_options: str) -> list[int]:
+    """Every TCP port nmap finds open on `target`: a full 1-65535 SYN scan, bounded in time."""
+    scan = laptop.run(
+        "timeout 600 nmap -Pn -sS -p- -T4 --min-rate 4000 --max-retries 2 --host-timeout 540s "
+        f"-oG - {' '.join(nmap_options)} {target}"
+    )
+    assert scan.rc == 0, scan.stderr
+    assert "Status: Up" in scan.stdout or "Ports:" in scan.stdout, scan.stdout
+    return sorted(int(port) for port in re.findall(r"(\d+)/open/tcp", scan.stdout))
+
+
+@pytest.fixture(scope="module")
+def canary(master):
+    """A container published on 0.0.0.0, the mistake the firewall must contain."""
+    master.check_output(
+        "tar -C / -c bin/busybox | docker import -c 'ENTRYPOINT [\"/bin/busybox\"]' - canary:latest"
+    )
+    master.run("docker rm -f canary")
+    master.check_output(
+        f"mkdir -p /srv/canary && echo canary-page > /srv/canary/index.html && "
+        f"docker run -d --name canary -v /srv/canary:/www:ro -p 0.0.0.0:{CANARY_PORT}:8080 "
+        f"canary httpd -f -p 8080 -h /www"
+    )
+    ready = http_get(master, f"http://127.0.0.1:{CANARY_PORT}/")
+    assert ready.rc == 0, f"the canary never answered on the master itself: {ready.stderr}"
+    yield CANARY_PORT
+    master.run("docker rm -f canary")
+
+
+def test_port_scan_finds_only_ssh(laptop, canary):
+    assert open_ports(laptop, "master") == [22]
+
+
+def test_ipv6_port_scan_finds_only_ssh(laptop, master):
+    address = master.run(
+        "ip -6 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1"
+    ).stdout.strip()
+    if not address:
+        pytest.skip("the test network has no IPv6")
+    assert open_ports(laptop, address, "-6") == [22]
+
+
+def test_canary_published_on_all_addresses_is_unreachable(laptop, master, canary):
+    assert master.run(f"curl -sf http://127.0.0.1:{canary}/").stdout.strip() == "canary-page"
+    assert laptop.run(f"curl -s --max-time 5 http://master:{canary}/").rc != 0
+
+
+def test_firewall_leaves_docker_tables_alone(master):
+    master.check_output("systemctl restart nftables.service")
+    tables = master.check_output("nft list tables")
+    assert "inet scoring_firewall" in tables
+    assert re.search(r"table ip (nat|filter)", tables), f"Docker's tables are gone: {tables}"
+
+
+def test_sshd_hardening_wins_over_other_dropins(master):
+    assert master.file("/etc/ssh/sshd_config.d/50-cloud-init.conf").contains(
+        "PasswordAuthentication yes"
+    )
+    effective = master.check_output("sshd -T -C user=alice,host=laptop,addr=192.0.2.1")
+    for setting in (
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "allowtcpforwarding local",
+        "x11forwarding no",
+        "allowagentforwarding no",
+        "permitrootlogin without-password",
+    ):
+        assert setting in effective.splitlines(), setting
+
+
+@pytest.fixture(scope="module")
+def member_config(laptop, master):
+    """alice's generated ssh config, known_hosts and key, where the config expects them."""
+    laptop.check_output("mkdir -p /root/.ssh && cp /root/keys/alice /root/.ssh/id_ed25519")
+    for source, destination in (
+        (EPHEMERAL / "ssh" / "alice.ssh_config", "/root/.ssh/config"),
+        (EPHEMERAL / "ssh" / "known_hosts", "/root/.ssh/is24de.known_hosts"),
+    ):
+        assert source.exists(), f"{source} was not generated"
+        laptop.ansible("copy", f"src={source} dest={destination} mode=0600", check=False)
+    master.run("systemctl stop forward-test.service; systemctl reset-failed forward-test.service")
+    master.check_output(
+        "mkdir -p /srv/forward-test && echo through-the-tunnel > /srv/forward-test/index.html && "
+        "systemd-run --unit=forward-test python3 -m http.server --bind 127.0.0.1 "
+        f"--directory /srv/forward-test {TEST_LISTENER_PORT}"
+    )
+    yield "/root/.ssh/config"
+    laptop.run("pkill -f 'ssh .*is24de'")
+    master.run("systemctl stop forward-test.service")
+
+
+def test_generated_config_logs_in_with_verified_host_key(laptop, member_config):
+    login = laptop.run("ssh -o BatchMode=yes is24de id -un")
+    assert login.rc == 0, login.stderr
+    assert login.stdout.strip() == "alice"
+    assert "StrictHostKeyChecking yes" in laptop.file(member_config).content_string
+
+
+def test_forward_reaches_a_loopback_listener_on_the_master(laptop, master, member_config):
+    assert laptop.run(f"curl -s --max-time 3 http://master:{TEST_LISTENER_PORT}/").rc != 0
+    tunnel = laptop.run("ssh -o BatchMode=yes -o ExitOnForwardFailure=yes -f -N is24de")
+    assert tunnel.rc == 0, tunnel.stderr
+    page = http_get(laptop, f"http://127.0.0.1:{TEST_LISTENER_PORT}/")
+    assert page.stdout.strip() == "through-the-tunnel"
+
+
+PASSWORD_LOGIN = (
+    f"ssh {SSH_OPTIONS.replace('BatchMode=yes', 'BatchMode=no')} -o PubkeyAuthentication=no "
+    "-o PreferredAuthentications=password,keyboard-interactive -v"
+)
+
+
+def test_password_login_is_refused(laptop, master):
+    master.check_output("echo 'alice:alice-pass' | chpasswd")
+    attempt = laptop.run(f"sshpass -p alice-pass {PASSWORD_LOGIN} alice@master true")
+    assert attempt.rc != 0
+    assert "Authentications that can continue: publickey" in attempt.stderr
+
+
+def test_root_password_login_is_refused(laptop, master):
+    master.check_output("echo 'root:root-pass' | chpasswd")
+    attempt = laptop.run(f"sshpass -p root-pass {PASSWORD_LOGIN} root@master true")
+    assert attempt.rc != 0
+    master.check_output("passwd --lock root")
+
+
+def test_removed_member_is_locked_out(laptop, master):
+    assert ssh(laptop, "carol", "true").rc != 0
+    assert ssh(laptop, "alice", "true").rc == 0, "a present member with the same setup must get in"
+    assert master.run("pgrep --uid carol").rc == 1, "carol's processes are still running"
+    assert not master.file("/home/carol/.ssh/authorized_keys").exists
+    assert master.file("/home/carol").is_directory, "a removed member's home is kept"
+    assert "team" not in master.user("carol").groups
+
+
+def test_member_sets_only_their_own_password(laptop):
+    own = ssh(laptop, "alice", "printf 'new-pass-1\\nnew-pass-1\\n' | sudo -n passwd alice")
+    assert own.rc == 0, own.stderr
+    other = ssh(laptop, "alice", "printf 'x\\nx\\n' | sudo -n passwd bob")
+    assert other.rc != 0
+    assert "password is required" in other.stderr or "not allowed" in other.stderr, other.stderr
+    assert ssh(laptop, "alice", "sudo -n true").rc != 0, "alice is no admin"
+
+
+def test_admin_has_full_sudo_with_password(laptop, master):
+    assert "team-admins" in master.user("bob").groups
+    master.check_output("echo 'bob:bob-pass' | chpasswd")
+    assert ssh(laptop, "bob", "echo bob-pass | sudo -S -p '' id -u").stdout.strip() == "0"
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        ("ghost404", "the key server answered 404"),
+        ("emptykeys", "no public keys listed"),
+        ("htmlpage", "the key server sent an HTML page"),
+        ("notakey", "line 2 of http://laptop:8080/notakey.keys is not a public key"),
+    ],
+)
+def test_bad_key_answer_fails_and_changes_nothing(master, member, reason):
+    before = authorized_keys_checksums(master)
+    assert any(path.endswith("/alice/.ssh/authorized_keys") for path in before)
+    team = [{"github": "alice"}, {"github": "Bob", "admin": True}, {"github": member}]
+    run = run_playbook("playbooks/access.yml", {"users_team": team})
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output
+    assert f"{member}: {reason}" in output, output
+    assert authorized_keys_checksums(master) == before
+    assert master.run(f"getent passwd {member}").rc != 0, "an account was created regardless"
