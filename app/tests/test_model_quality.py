@@ -11,9 +11,11 @@ from scoring.models import train_model
 from scoring.models.evaluate import evaluate
 from scoring.settings import get_settings
 
-# Measured ~0.10 with this seed; 0.05 leaves room for library changes, yet a model that
-# ignored the event mix (and so ranked like the baseline) would fail.
-REQUIRED_AUC_MARGIN = 0.05
+# Measured with this seed: AUC 0.654 vs 0.596 (margin 0.058), lift in the top 5% 4.8 vs 2.0.
+# The thresholds leave some room for library changes, yet a model that ignored the event
+# mix (and so ranked like the baseline) would fail both.
+REQUIRED_AUC_MARGIN = 0.04
+REQUIRED_LIFT_RATIO = 1.5
 START = dt.date(2026, 1, 1)
 
 
@@ -47,4 +49,4 @@ def test_model_beats_baseline_auc(labelled_sets):
         scores[model_type] = evaluate(test["target"], model.predict_proba(test))
     assert scores["hgb"].positives > 100
     assert scores["hgb"].auc >= scores["activity"].auc + REQUIRED_AUC_MARGIN, scores
-    assert scores["hgb"].lift_at_k > scores["activity"].lift_at_k
+    assert scores["hgb"].lift_at_k >= REQUIRED_LIFT_RATIO * scores["activity"].lift_at_k
