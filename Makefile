@@ -43,8 +43,14 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff
 pytest: venv ## Controller-side and application tests
 	$(BIN)/pytest
 
+.PHONY: release-image
+release-image: venv ## The worker image the test master runs, as an archive (build/images/)
+	molecule/images/build worker-base
+	app/deploy/build_release molecule --base-image scoring-test/worker-base:latest \
+	  --save build/images/is24de-worker-molecule.tar.gz
+
 .PHONY: molecule
-molecule: venv images ## Every Molecule scenario, from create to destroy
+molecule: venv images release-image ## Every Molecule scenario, from create to destroy
 	$(BIN)/molecule test --all
 
 .PHONY: test

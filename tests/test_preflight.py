@@ -58,3 +58,11 @@ def test_wrong_type_fails_in_preflight(tmp_path, variable, value, complaint):
     assert "Preflight | validate the inputs of each role" in output
     # The failure ended the run: no task of a later play was reached.
     assert "Base |" not in output, output
+
+
+def test_missing_required_variable_is_named(tmp_path):
+    result = run_site(tmp_path, {})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "missing required arguments: scoring_stack_image_tag" in output, output
+    assert "Base |" not in output, output
