@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "benchmarks" / "provisioning.jsonl"
-TASK_TIME = re.compile(r"^(?P<task>\S.*?) -{3,} (?P<seconds>\d+(?:\.\d+)?)s\s*$")
+TASK_TIME = re.compile(r"^(?P<task>\S.*?) -+ (?P<seconds>\d+(?:\.\d+)?)s\s*$")
 RECAP = re.compile(r"^\s*(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\")
 
