@@ -1,0 +1,119 @@
+"""The role reference pages in the docs are generated from every role's argument_specs."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = sorted(path for path in (ROOT / "roles").iterdir() if path.is_dir())
+
+_spec = importlib.util.spec_from_file_location(
+    "role_reference", ROOT / "docs" / "_ext" / "role_reference.py"
+)
+assert _spec and _spec.loader
+role_reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(role_reference)
+
+
+def _option_names(options: dict, prefix: str = "") -> list[str]:
+    """Every option and sub-option, sub-options spelled `parent[].child` or `parent.child`."""
+    names = []
+    for name, option in (options or {}).items():
+        full = f"{prefix}{name}"
+        names.append(full)
+        element = f"{full}[]" if option.get("type") == "list" else full
+        names += _option_names(option.get("options"), f"{element}.")
+    return names
+
+
+def _documented_names(page: str) -> list[str]:
+    return re.findall(r"^#{3,} `([^`]+)`$", page, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_option_has_its_section(role):
+    spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
+    expected = _option_names(spec["argument_specs"]["main"]["options"])
+    page = role_reference.render_role(role)
+    assert _documented_names(page) == expected
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_page_leaves_no_ansible_markup(role):
+    page = role_reference.render_role(role)
+    leftovers = re.findall(r"\b(?:[COVIBUL]|RV)\([^)]*\)", page)
+    assert not leftovers, leftovers
+
+
+def _fake_role(roles: Path, options: dict, defaults: dict | None = None) -> Path:
+    role = roles / "demo"
+    (role / "meta").mkdir(parents=True)
+    spec = {"argument_specs": {"main": {"short_description": "A demo role.", "options": options}}}
+    (role / "meta" / "argument_specs.yml").write_text(yaml.safe_dump(spec))
+    if defaults is not None:
+        (role / "defaults").mkdir()
+        (role / "defaults" / "main.yml").write_text(yaml.safe_dump(defaults))
+    return role
+
+
+def test_page_shows_type_default_choices_and_description(tmp_path):
+    role = _fake_role(
+        tmp_path,
+        {
+            "demo_mode": {
+                "type": "str",
+                "choices": ["fast", "safe"],
+                "default": "safe",
+                "description": ["How to run; see O(demo_items) and C(demo --help)."],
+            },
+            "demo_items": {
+                "type": "list",
+                "elements": "dict",
+                "required": True,
+                "description": "Things.",
+                "options": {"name": {"type": "str", "description": "A name."}},
+            },
+            "demo_path": {"type": "path", "description": "Default taken from defaults/main.yml."},
+        },
+        defaults={"demo_path": "/srv/{{ project_name }}"},
+    )
+    page = role_reference.render_role(role)
+    assert "- type: str\n- default: `safe`\n- choices: `fast`, `safe`" in page
+    assert "How to run; see `demo_items` and `demo --help`." in page
+    assert "- type: list of dict\n- required" in page
+    assert "#### `demo_items[].name`" in page
+    assert "- default: `/srv/{{ project_name }}`" in page
+
+
+def test_a_vanished_option_is_noticed(tmp_path):
+    """The check above compares the spec with the page: an option the page loses fails it."""
+    role = _fake_role(tmp_path, {"demo_a": {"type": "int"}, "demo_b": {"type": "int"}})
+    page = role_reference.render_role(role)
+    damaged = page.replace("### `demo_b`", "### something else")
+    assert _documented_names(page) == ["demo_a", "demo_b"]
+    assert _documented_names(damaged) != ["demo_a", "demo_b"]
+
+
+def test_write_reference_writes_index_and_pages_and_drops_stale_ones(tmp_path):
+    _fake_role(tmp_path / "roles", {"demo_a": {"type": "int", "description": "A | B"}})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gone.md").write_text("# a role that no longer exists\n")
+    written = role_reference.write_reference(tmp_path / "roles", out)
+    assert [path.name for path in written] == ["demo.md", "index.md"]
+    assert not (out / "gone.md").exists()
+    index = (out / "index.md").read_text()
+    assert "| [`demo`](demo.md) | A demo role. |" in index
+    assert "```{toctree}" in index
+    assert "\ndemo\n" in index
+
+
+def test_every_role_is_in_the_index():
+    index = role_reference.render_index(role_reference.role_dirs(ROOT / "roles"))
+    for role in ROLES:
+        assert f"[`{role.name}`]({role.name}.md)" in index
