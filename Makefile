@@ -10,9 +10,15 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-# The controller's tools and the scoring package's exact dependencies share one venv,
-# so the application tests run against the versions the worker image ships.
-LOCKS := requirements/controller.lock app/requirements.lock app/requirements-dev.txt
+# The controller's tools, the docs toolchain and the scoring package's exact
+# dependencies share one venv, so the application tests run against the versions
+# the worker image ships.
+LOCKS := requirements/controller.lock requirements/docs.lock app/requirements.lock app/requirements-dev.txt
+
+# The sandbox runs a release of the current checkout, rebuilt when app/ or docker/ change.
+PROJECT := is24de
+SANDBOX_RELEASE := build/images/$(PROJECT)-worker-sandbox.tar.gz
+SANDBOX_SOURCES := $(wildcard $(shell git ls-files --cached --others --exclude-standard app docker 2>/dev/null))
 
 .PHONY: help
 help: ## List the targets
@@ -49,12 +55,53 @@ release-image: venv ## The worker image the test master runs, as an archive (bui
 	app/deploy/build_release molecule --base-image scoring-test/worker-base:latest \
 	  --save build/images/is24de-worker-molecule.tar.gz
 
+.PHONY: lock
+lock: ## Re-resolve requirements/*.lock from their .in files in clean temporary venvs
+	$(MAKE) lock-controller lock-docs
+
+# Each lock is `pip freeze` of a fresh venv holding just its .in; the docs toolchain
+# is resolved within the pins of the locks it shares the venv with.
+.PHONY: lock-controller
+lock-controller:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" \
+	  && "$$tmp/bin/pip" install --quiet pip==25.3 \
+	  && "$$tmp/bin/pip" install --quiet -r requirements/controller.in \
+	  && { echo '# Controller toolchain, every package pinned (regenerate with: make lock).'; \
+	       "$$tmp/bin/pip" freeze; } >requirements/controller.lock
+
+.PHONY: lock-docs
+lock-docs:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" \
+	  && "$$tmp/bin/pip" install --quiet pip==25.3 \
+	  && cat requirements/controller.lock app/requirements.lock app/requirements-dev.txt \
+	     | grep -E '^[A-Za-z0-9_.-]+==' >"$$tmp/constraints.txt" \
+	  && "$$tmp/bin/pip" install --quiet -c "$$tmp/constraints.txt" -r requirements/docs.in \
+	  && { echo '# Documentation toolchain, every package pinned (regenerate with: make lock).'; \
+	       "$$tmp/bin/pip" freeze; } >requirements/docs.lock
+
+.PHONY: docs
+docs: venv ## Build the documentation (docs/) into build/docs; any warning fails
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs
+
+$(SANDBOX_RELEASE): $(SANDBOX_SOURCES) | $(BIN)/.installed
+	molecule/images/build worker-base
+	app/deploy/build_release sandbox --base-image scoring-test/worker-base:latest --save $@
+
+.PHONY: sandbox
+sandbox: venv $(SANDBOX_RELEASE) ## A local master in a container with a demo member; see README
+	molecule/images/build master
+	$(BIN)/ansible-playbook -i inventory/sandbox sandbox/up.yml
+
+.PHONY: sandbox-down
+sandbox-down: venv ## Remove the sandbox's container, volume and network, and .sandbox/
+	$(BIN)/ansible-playbook -i inventory/sandbox sandbox/down.yml
+
 .PHONY: molecule
 molecule: venv images release-image ## Every Molecule scenario, from create to destroy
 	$(BIN)/molecule test --all
 
 .PHONY: test
-test: lint pytest molecule ## Everything CI runs: lint, pytest, molecule
+test: lint pytest docs molecule ## Everything CI runs: lint, pytest, docs, molecule
 
 .PHONY: bench-provisioning
 bench-provisioning: venv images ## Time a cold and an idempotent converge; append to docs/benchmarks/
