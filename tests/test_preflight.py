@@ -60,9 +60,20 @@ def test_wrong_type_fails_in_preflight(tmp_path, variable, value, complaint):
     assert "Base |" not in output, output
 
 
-def test_missing_required_variable_is_named(tmp_path):
+def test_missing_release_is_named(tmp_path):
+    """No tag in the inventory and no release recorded on the host: nothing to deploy."""
     result = run_site(tmp_path, {})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert "missing required arguments: scoring_stack_image_tag" in output, output
+    assert "scoring_stack_image_tag is not set and preflight-check has no recorded release" in (
+        " ".join(output.split())
+    ), output
+    assert "Base |" not in output, output
+
+
+def test_invalid_release_tag_is_named(tmp_path):
+    result = run_site(tmp_path, {"scoring_stack_image_tag": "v1.2.0; rm -rf /"})
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "is not a valid image tag" in output, output
     assert "Base |" not in output, output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -65,3 +66,37 @@ def authorized_keys_checksums(master) -> dict[str, str]:
         " | xargs -0r sha256sum"
     )
     return {line.split()[1]: line.split()[0] for line in listing.splitlines()}
+
+
+def stack_containers(master, project: str = "is24de") -> dict[str, dict]:
+    """`docker inspect` of each service's container in a Compose project, by service name."""
+    ids = master.check_output(
+        f"docker ps --all --quiet --filter label=com.docker.compose.project={project}"
+    ).split()
+    assert ids, f"no containers in Compose project {project}"
+    inspected = json.loads(master.check_output("docker inspect " + " ".join(ids)))
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+
+
+def all_healthy(master, project: str = "is24de") -> bool:
+    states = [c["State"] for c in stack_containers(master, project).values()]
+    return all(s.get("Health", {}).get("Status") == "healthy" for s in states)
+
+
+def wait_for(check, within_seconds: float, what: str, interval: float = 1.0):
+    """Poll `check()` until it returns something truthy; fail naming `what` when time runs out."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            result = check()
+        except (AssertionError, RuntimeError, OSError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within_seconds} s")
+        time.sleep(interval)
+
+
+def release_record(master, project: str = "is24de") -> dict[str, str]:
+    return json.loads(master.file(f"/etc/scoring/{project}/release.json").content_string)

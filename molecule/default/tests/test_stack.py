@@ -47,7 +47,7 @@ def test_only_sshd_listens_beyond_the_loopback(master):
 @pytest.fixture(scope="module")
 def tunnel(laptop):
     """alice's SSH session with forwards to luigid and both Dask dashboards."""
-    socket = "/root/.ssh/stack-tunnel.sock"
+    socket = "/tmp/stack-tunnel.sock"
     opened = laptop.run(
         f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
         f"-o ExitOnForwardFailure=yes {FORWARDS} alice@master"

@@ -1,0 +1,164 @@
+"""Releases on the master: a broken release fails staging and changes nothing, a good one
+is promoted and runs the daily timer, and a rollback brings the previous one back.
+
+The tests build on each other in file order, as a release manager's day would."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+from helpers import (
+    SSH_OPTIONS,
+    all_healthy,
+    http_get,
+    release_record,
+    run_playbook,
+    stack_containers,
+)
+
+IMAGE = "drtools/is24de-worker"
+DAILY = "scoring-daily-is24de"
+# A release whose command line fails the way a bad build would; its services stay healthy.
+BROKEN = f"""FROM {IMAGE}:molecule
+USER root
+RUN printf '#!/bin/sh\\necho "this release is broken" >&2\\nexit 3\\n' > /opt/scoring/bin/scoring
+USER 10001:10001
+"""
+
+
+def production_state(master) -> dict:
+    """Everything a failed staging must leave as it was."""
+    return {
+        "record": release_record(master),
+        "containers": {s: c["Id"] for s, c in stack_containers(master).items()},
+        "timer": master.check_output(f"sha256sum /etc/systemd/system/{DAILY}.*"),
+        "timer active": master.service(f"{DAILY}.timer").is_running,
+    }
+
+
+def run_daily(master):
+    """Start the daily service as the timer would; the journal lines of this run."""
+    run = master.run(f"systemctl start {DAILY}.service")
+    invocation = master.check_output(f"systemctl show --property InvocationID --value {DAILY}")
+    journal = master.check_output(
+        f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
+    )
+    return run, journal
+
+
+def luigid_tasks(master, status: str) -> set[str]:
+    query = urllib.parse.quote(json.dumps({"status": status}))
+    answer = master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/task_list?data={query}'")
+    return set(json.loads(answer)["response"])
+
+
+@pytest.fixture(scope="module")
+def today(master) -> str:
+    return master.check_output("date +%F")
+
+
+@pytest.fixture(scope="module")
+def candidates(master):
+    """Two releases made on the master from the one under test: `next` (a new image with
+    the same code) and `broken`."""
+    master.check_output(
+        f"printf 'FROM {IMAGE}:molecule\\nLABEL org.scoring.release=next\\n' "
+        f"| docker build --quiet --tag {IMAGE}:next -"
+    )
+    master.check_output(f"docker build --quiet --tag {IMAGE}:broken - <<'EOF'\n{BROKEN}EOF")
+    yield
+    master.run(f"docker compose -p is24de-staging down --volumes; docker rmi {IMAGE}:broken")
+
+
+def test_broken_release_fails_staging_and_leaves_production_alone(master, candidates):
+    before = production_state(master)
+    result = run_playbook("playbooks/stage.yml", {"scoring_release": "broken"}, timeout=900)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "Release broken failed staging" in output, output
+    assert "this release is broken" in output, output
+    assert production_state(master) == before
+
+
+def test_good_release_is_staged_and_promoted(master, laptop, candidates, today):
+    before = release_record(master)
+    # Staging the running release again keeps the one before it as `previous`.
+    previous = before["previous"] if before["current"] == "next" else before["current"]
+    result = run_playbook("playbooks/stage.yml", {"scoring_release": "next"}, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    staged = master.check_output("ls /srv/is24de-staging/models/predictions").split()
+    assert any(name.endswith(f"-{today}.parquet") for name in staged), staged
+    assert release_record(master) == {"current": "next", "previous": previous}
+    images = {s: c["Config"]["Image"] for s, c in stack_containers(master).items()}
+    assert set(images.values()) == {f"{IMAGE}:next"}, images
+    assert all_healthy(master)
+    assert all_healthy(master, "is24de-staging")
+    assert master.service(f"{DAILY}.timer").is_running
+
+
+def test_staging_dashboard_is_forwarded_on_8788(laptop, candidates):
+    socket = "/tmp/staging-tunnel.sock"
+    opened = laptop.run(
+        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
+        "-o ExitOnForwardFailure=yes -L 18788:127.0.0.1:8788 alice@master"
+    )
+    assert opened.rc == 0, opened.stderr
+    try:
+        page = http_get(laptop, "http://127.0.0.1:18788/status")
+        assert page.rc == 0, page.stderr
+        assert "Dask" in page.stdout
+    finally:
+        laptop.run(f"ssh -S {socket} -O exit alice@master")
+    assert laptop.run("curl -s --max-time 3 http://master:8788/").rc != 0
+
+
+def test_daily_timer_scores_today_with_the_promoted_release(master, today):
+    timer = master.check_output(
+        f"systemctl show --property Persistent,OnCalendar,UnitFileState {DAILY}.timer"
+    )
+    assert "Persistent=yes" in timer, timer
+    assert "UnitFileState=enabled" in timer, timer
+
+    start = master.check_output("date -d '-129 days' +%F")
+    master.check_output(
+        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
+    )
+    run, journal = run_daily(master)
+    assert run.rc == 0, journal
+    assert f"release {IMAGE}:next" in journal, journal
+
+    predictions = master.check_output("ls /srv/is24de/models/predictions").split()
+    assert any(name.endswith(f"-{today}.parquet") for name in predictions), predictions
+    assert any(name.startswith("DailyBackfill") for name in luigid_tasks(master, "DONE"))
+
+
+def test_failed_daily_run_shows_in_systemd_and_luigid(master, today):
+    directory = "/srv/is24de/models/predictions"
+    master.check_output(f"rm {directory}/*-{today}.parquet && chmod 2555 {directory}")
+    try:
+        run, journal = run_daily(master)
+        assert run.rc != 0, journal
+        failed = master.check_output("systemctl --failed --plain --no-legend")
+        assert f"{DAILY}.service" in failed, failed
+        assert any(name.startswith("Predict") for name in luigid_tasks(master, "FAILED"))
+    finally:
+        master.run(f"chmod 2775 {directory}; systemctl reset-failed {DAILY}.service")
+
+
+def test_rollback_restores_the_previous_release_for_the_next_run(master, today):
+    record = release_record(master)
+    result = run_playbook("playbooks/rollback.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert release_record(master) == {"current": record["previous"], "previous": record["current"]}
+    images = {c["Config"]["Image"] for c in stack_containers(master).values()}
+    assert images == {f"{IMAGE}:{record['previous']}"}
+    assert all_healthy(master)
+
+    run, journal = run_daily(master)
+    assert run.rc == 0, journal
+    assert f"release {IMAGE}:{record['previous']}" in journal, journal
+    predictions = master.check_output("ls /srv/is24de/models/predictions").split()
+    assert any(name.endswith(f"-{today}.parquet") for name in predictions), predictions
