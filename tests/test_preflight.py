@@ -7,13 +7,11 @@ so that even a preflight that wrongly passed could not change anything.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from playbook_runner import ROOT, ansible_playbook
 
 
 def run_site(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess[str]:
@@ -22,23 +20,8 @@ def run_site(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess[st
         "all:\n  children:\n    master_servers:\n      hosts:\n"
         "        preflight-check:\n          ansible_connection: local\n"
     )
-    env = os.environ | {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "--check",
-            "-i",
-            str(inventory),
-            "-e",
-            json.dumps(extra_vars),
-            str(ROOT / "site.yml"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return ansible_playbook(
+        "--check", "-i", str(inventory), "-e", json.dumps(extra_vars), str(ROOT / "site.yml")
     )
 
 

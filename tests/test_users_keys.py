@@ -7,14 +7,12 @@ users_keys_url_template nothing is fetched, so no network is involved.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# The venv this test runs in holds the controller's Ansible.
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from playbook_runner import ansible_playbook
+
 KEY_A = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfG7Q2mXoVwY0Jp3d4z8T2k1VhW9s0aRj5cN6uLqP7e demo@sandbox"
 )
@@ -52,26 +50,8 @@ def fetch_keys(tmp_path: Path, team: list[dict]) -> tuple[subprocess.CompletedPr
             ]
         )
     )
-    env = os.environ | {
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    result = subprocess.run(
-        [
-            str(ANSIBLE_PLAYBOOK),
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = ansible_playbook(
+        "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)
     )
     return result, result_file
 
