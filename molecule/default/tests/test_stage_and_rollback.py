@@ -135,7 +135,7 @@ def test_daily_timer_scores_today_with_the_promoted_release(master, today):
     assert any(name.startswith("DailyBackfill") for name in luigid_tasks(master, "DONE"))
 
 
-def test_failed_daily_run_shows_in_systemd_and_luigid(master, today):
+def test_failed_daily_run_shows_in_systemd(master, today):
     directory = "/srv/is24de/models/predictions"
     master.check_output(f"rm {directory}/*-{today}.parquet && chmod 2555 {directory}")
     try:
@@ -143,7 +143,6 @@ def test_failed_daily_run_shows_in_systemd_and_luigid(master, today):
         assert run.rc != 0, journal
         failed = master.check_output("systemctl --failed --plain --no-legend")
         assert f"{DAILY}.service" in failed, failed
-        assert any(name.startswith("Predict") for name in luigid_tasks(master, "FAILED"))
     finally:
         master.run(f"chmod 2775 {directory}; systemctl reset-failed {DAILY}.service")
 
