@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -100,3 +101,10 @@ def wait_for(check, within_seconds: float, what: str, interval: float = 1.0):
 
 def release_record(master, project: str = "is24de") -> dict[str, str]:
     return json.loads(master.file(f"/etc/scoring/{project}/release.json").content_string)
+
+
+def luigid_tasks(master, status: str) -> set[str]:
+    """Ids of the tasks production luigid lists with `status`, asked on the master."""
+    query = urllib.parse.quote(json.dumps({"status": status}))
+    answer = master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/task_list?data={query}'")
+    return set(json.loads(answer)["response"])

@@ -11,7 +11,14 @@ import urllib.parse
 import uuid
 
 import pytest
-from helpers import all_healthy, release_record, run_playbook, stack_containers, wait_for
+from helpers import (
+    all_healthy,
+    luigid_tasks,
+    release_record,
+    run_playbook,
+    stack_containers,
+    wait_for,
+)
 
 SERVICES = {"luigid", "dask-scheduler", "dask-worker", "worker"}
 IMAGE = "drtools/is24de-worker"
@@ -107,22 +114,16 @@ def test_killed_dask_worker_is_restarted_and_the_computation_completes(master):
     wait_for(lambda: all_healthy(master), 120, "every service healthy again")
 
 
-def luigid_done_tasks(master) -> set[str]:
-    query = urllib.parse.quote(json.dumps({"status": "DONE"}))
-    answer = master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/task_list?data={query}'")
-    return set(json.loads(answer)["response"])
-
-
 def test_reboot_brings_every_service_back_and_luigid_remembers(master):
     probe = f"RebootProbe__{uuid.uuid4().hex[:12]}"
     task = {"task_id": probe, "status": "DONE", "worker": "reboot-probe", "family": "RebootProbe"}
     query = urllib.parse.quote(json.dumps(task))
     master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/add_task?data={query}'")
-    assert probe in luigid_done_tasks(master)
+    assert probe in luigid_tasks(master, "DONE")
 
     # A container restart is the master's reboot: systemd stops every unit, then starts again.
     subprocess.run(["docker", "restart", "--time", "300", "master"], check=True, timeout=360)
     booted = time.monotonic()
     wait_for(lambda: all_healthy(master), 120, "every service healthy after the reboot", 2)
     print(f"services healthy {time.monotonic() - booted:.0f} s after the reboot")
-    assert probe in luigid_done_tasks(master), "luigid lost its state over the reboot"
+    assert probe in luigid_tasks(master, "DONE"), "luigid lost its state over the reboot"

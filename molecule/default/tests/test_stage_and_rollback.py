@@ -5,14 +5,12 @@ The tests build on each other in file order, as a release manager's day would.""
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-
 import pytest
 from helpers import (
     SSH_OPTIONS,
     all_healthy,
     http_get,
+    luigid_tasks,
     release_record,
     run_playbook,
     stack_containers,
@@ -46,12 +44,6 @@ def run_daily(master):
         f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
     )
     return run, journal
-
-
-def luigid_tasks(master, status: str) -> set[str]:
-    query = urllib.parse.quote(json.dumps({"status": status}))
-    answer = master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/task_list?data={query}'")
-    return set(json.loads(answer)["response"])
 
 
 @pytest.fixture(scope="module")
