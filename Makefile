@@ -96,12 +96,17 @@ sandbox: venv $(SANDBOX_RELEASE) ## A local master in a container with a demo me
 sandbox-down: venv ## Remove the sandbox's container, volume and network, and .sandbox/
 	$(BIN)/ansible-playbook -i inventory/sandbox sandbox/down.yml
 
+# Refuses to run beside a sandbox that is already up: it would take its ports and name.
+.PHONY: sandbox-test
+sandbox-test: venv ## `make sandbox` from scratch, checked through its forwards, then `make sandbox-down`
+	$(BIN)/pytest -p no:cacheprovider sandbox/tests
+
 .PHONY: molecule
 molecule: venv images release-image ## Every Molecule scenario, from create to destroy
 	$(BIN)/molecule test --all
 
 .PHONY: test
-test: lint pytest docs molecule ## Everything CI runs: lint, pytest, docs, molecule
+test: lint pytest docs molecule sandbox-test ## Everything CI runs: lint, pytest, docs, molecule, the sandbox
 
 .PHONY: bench-provisioning
 bench-provisioning: venv images ## Time a cold and an idempotent converge; append to docs/benchmarks/

@@ -1,0 +1,163 @@
+"""The README's first command, end to end: `make sandbox` brings up a local master,
+its ssh config opens every forward on this machine's localhost, the pipeline has
+written predictions, and `make sandbox-down` leaves nothing behind.
+
+Run through `make sandbox-test` (part of `make test`). It refuses to touch a sandbox
+that is already running: that one may be somebody's work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "is24de"
+CONTAINER = f"{PROJECT}-sandbox"
+LABEL = f"org.scoring.sandbox={PROJECT}"
+SSH_CONFIG = ROOT / ".sandbox" / "ssh_config"
+PREDICTION = re.compile(r"^.+-\d{4}-\d{2}-\d{2}\.parquet$")
+
+
+def run(argv: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> str:
+    return "\n".join((result.stdout + result.stderr).splitlines()[-lines:])
+
+
+LISTINGS = {
+    "container": ["docker", "ps", "--all", "--format", "{{.Names}}"],
+    "volume": ["docker", "volume", "ls", "--format", "{{.Name}}"],
+    "network": ["docker", "network", "ls", "--format", "{{.Name}}"],
+}
+
+
+def docker_objects(kind: str) -> list[str]:
+    """Names of the sandbox's containers, volumes or networks (found by its label)."""
+    result = run([*LISTINGS[kind], "--filter", f"label={LABEL}"], timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def ssh(*command: str, timeout: int = 60) -> subprocess.CompletedProcess[str]:
+    return run(["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", PROJECT, *command], timeout)
+
+
+def wait_for_port(port: int, deadline: float) -> None:
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def ours():
+    """Only a sandbox this module started is touched, and removed, by it."""
+    if docker_objects("container"):
+        pytest.fail(
+            f"A sandbox ({CONTAINER}) is already running. These tests bring up and remove "
+            "their own; run `make sandbox-down` first if you do not need yours."
+        )
+
+
+@pytest.fixture(scope="module")
+def sandbox(ours):
+    result = run(["make", "sandbox"], timeout=3600)
+    assert result.returncode == 0, f"make sandbox failed:\n{tail(result)}"
+    assert f"ssh -F .sandbox/ssh_config {PROJECT}" in result.stdout, tail(result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def tunnel(sandbox):
+    """A real login as the demo member with the ssh config's forwards, as a user opens it."""
+    process = subprocess.Popen(
+        ["ssh", "-F", str(SSH_CONFIG), "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+         "-N", PROJECT],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    try:
+        for port in (8000, 8082, 8786, 8787, 8789):
+            if process.poll() is not None:
+                pytest.fail(f"ssh exited with {process.returncode}: {process.stderr.read()}")
+            wait_for_port(port, deadline)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_demo_member_logs_in_with_the_generated_config(sandbox):
+    result = ssh("id", "-un")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "demo"
+
+
+@pytest.mark.parametrize(
+    ("port", "path", "expected"),
+    [
+        (8000, "/hub/login", "JupyterHub"),
+        (8082, "/static/visualiser/index.html", "Luigi"),
+        (8787, "/status", "Dask"),
+        (8789, "/status", "Dask"),
+    ],
+    ids=["jupyterhub", "luigid", "dask-dashboard", "worker-dashboard"],
+)
+def test_service_answers_through_its_forward(tunnel, port, path, expected):
+    status, body = http_get(f"http://127.0.0.1:{port}{path}")
+    assert status == 200
+    assert expected in body
+
+
+# The client's packages come from the lock the image is built from; only the Python
+# interpreter of this machine may differ from the image's, and Dask warns about that.
+@pytest.mark.filterwarnings("ignore::distributed.versions.VersionMismatchWarning")
+def test_scheduler_is_reached_through_8786(tunnel):
+    """A Dask client on this machine talks to the master's scheduler through the tunnel."""
+    with Client("tcp://127.0.0.1:8786", timeout=30) as client:
+        workers = client.scheduler_info()["workers"]
+    assert len(workers) == 1, workers
+
+
+def test_luigid_knows_the_pipeline_run(tunnel):
+    query = urllib.parse.quote(json.dumps({"status": "DONE"}))
+    status, body = http_get(f"http://127.0.0.1:8082/api/task_list?data={query}")
+    assert status == 200
+    assert any(name.startswith("DailyBackfill") for name in json.loads(body)["response"])
+
+
+def test_pipeline_wrote_predictions(sandbox):
+    result = ssh("ls", f"/srv/{PROJECT}/models/predictions")
+    assert result.returncode == 0, result.stderr
+    assert [name for name in result.stdout.split() if PREDICTION.match(name)], result.stdout
+
+
+def test_sandbox_down_leaves_nothing_behind(ours):
+    result = run(["make", "sandbox-down"], timeout=600)
+    assert result.returncode == 0, f"make sandbox-down failed:\n{tail(result)}"
+    leftovers = {kind: docker_objects(kind) for kind in ("container", "volume", "network")}
+    assert leftovers == {"container": [], "volume": [], "network": []}
+    assert not (ROOT / ".sandbox").exists()
