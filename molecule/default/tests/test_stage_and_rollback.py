@@ -46,8 +46,9 @@ def run_daily(master):
     return run, journal
 
 
-@pytest.fixture(scope="module")
 def today(master) -> str:
+    """The master's date, read right before a run so that a run after midnight is
+    checked against its own day."""
     return master.check_output("date +%F")
 
 
@@ -74,15 +75,16 @@ def test_broken_release_fails_staging_and_leaves_production_alone(master, candid
     assert production_state(master) == before
 
 
-def test_good_release_is_staged_and_promoted(master, laptop, candidates, today):
+def test_good_release_is_staged_and_promoted(master, laptop, candidates):
     before = release_record(master)
     # Staging the running release again keeps the one before it as `previous`.
     previous = before["previous"] if before["current"] == "next" else before["current"]
+    staged_on = today(master)
     result = run_playbook("playbooks/stage.yml", {"scoring_release": "next"}, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
 
     staged = master.check_output("ls /srv/is24de-staging/models/predictions").split()
-    assert any(name.endswith(f"-{today}.parquet") for name in staged), staged
+    assert any(name.endswith(f"-{staged_on}.parquet") for name in staged), staged
     assert release_record(master) == {"current": "next", "previous": previous}
     images = {s: c["Config"]["Image"] for s, c in stack_containers(master).items()}
     assert set(images.values()) == {f"{IMAGE}:next"}, images
@@ -107,7 +109,7 @@ def test_staging_dashboard_is_forwarded_on_8788(laptop, candidates):
     assert laptop.run("curl -s --max-time 3 http://master:8788/").rc != 0
 
 
-def test_daily_timer_scores_today_with_the_promoted_release(master, today):
+def test_daily_timer_scores_today_with_the_promoted_release(master):
     timer = master.check_output(
         f"systemctl show --property Persistent,OnCalendar,UnitFileState {DAILY}.timer"
     )
@@ -118,21 +120,22 @@ def test_daily_timer_scores_today_with_the_promoted_release(master, today):
     master.check_output(
         f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
     )
+    day = today(master)
     run, journal = run_daily(master)
     assert run.rc == 0, journal
     assert f"release {IMAGE}:next" in journal, journal
 
     predictions = master.check_output("ls /srv/is24de/models/predictions").split()
-    assert any(name.endswith(f"-{today}.parquet") for name in predictions), predictions
+    assert any(name.endswith(f"-{day}.parquet") for name in predictions), predictions
     assert any(name.startswith("DailyBackfill") for name in luigid_tasks(master, "DONE"))
 
 
-def test_failed_daily_run_shows_in_systemd(master, today):
+def test_failed_daily_run_shows_in_systemd(master):
     # luigid's view of the failure is not checked here: luigid ignores a PENDING claim
     # for a task it marked DONE less than stable_done_cooldown_secs (10 s) ago, so
     # right after the previous test's run the Predict may never be handed out again.
     directory = "/srv/is24de/models/predictions"
-    master.check_output(f"rm {directory}/*-{today}.parquet && chmod 2555 {directory}")
+    master.check_output(f"rm -f {directory}/*-{today(master)}.parquet && chmod 2555 {directory}")
     try:
         run, journal = run_daily(master)
         assert run.rc != 0, journal
@@ -142,7 +145,7 @@ def test_failed_daily_run_shows_in_systemd(master, today):
         master.run(f"chmod 2775 {directory}; systemctl reset-failed {DAILY}.service")
 
 
-def test_rollback_restores_the_previous_release_for_the_next_run(master, today):
+def test_rollback_restores_the_previous_release_for_the_next_run(master):
     record = release_record(master)
     result = run_playbook("playbooks/rollback.yml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -151,8 +154,9 @@ def test_rollback_restores_the_previous_release_for_the_next_run(master, today):
     assert images == {f"{IMAGE}:{record['previous']}"}
     assert all_healthy(master)
 
+    day = today(master)
     run, journal = run_daily(master)
     assert run.rc == 0, journal
     assert f"release {IMAGE}:{record['previous']}" in journal, journal
     predictions = master.check_output("ls /srv/is24de/models/predictions").split()
-    assert any(name.endswith(f"-{today}.parquet") for name in predictions), predictions
+    assert any(name.endswith(f"-{day}.parquet") for name in predictions), predictions
