@@ -69,7 +69,8 @@ def run_tasks(
     if not tasks:
         return []
     client = get_client(settings)
-    futures = client.compute(list(tasks))
+    resources = {settings.dask_data_resource: 1} if settings.dask_data_resource else None
+    futures = client.compute(list(tasks), resources=resources)
     position = {future.key: index for index, future in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     with tqdm(total=len(futures), desc=description, unit="task", disable=not progress) as bar:

@@ -43,6 +43,9 @@ class Settings:
     data_root: Path
     env: str = "dev"
     dask_address: str = ""
+    # A worker resource that marks the Dask workers which see the data root; when set,
+    # every task asks for one unit of it, so none lands on a worker without the data.
+    dask_data_resource: str = ""
     aggregation_window: int = 90
     lead_window: int = 3
     data_delay: int = 1
@@ -166,6 +169,7 @@ def get_settings() -> Settings:
         data_root=Path(os.environ.get("SCORING_DATA_ROOT", "").strip() or Path.cwd()),
         env=env,
         dask_address=os.environ.get("SCORING_DASK_ADDRESS", "").strip(),
+        dask_data_resource=os.environ.get("SCORING_DASK_DATA_RESOURCE", "").strip(),
         aggregation_window=_env_int("SCORING_AGGREGATION_WINDOW", 90, minimum=1),
         lead_window=_env_int("SCORING_LEAD_WINDOW", 3, minimum=1),
         data_delay=_env_int("SCORING_DATA_DELAY", 1, minimum=0),
