@@ -23,13 +23,16 @@ SSH_OPTIONS = " ".join(
 
 
 def run_playbook(
-    playbook: str, extra_vars: dict | None = None, timeout: int = 600
+    playbook: str,
+    extra_vars: dict | None = None,
+    timeout: int = 600,
+    inventory: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run one of the project's playbooks against the Molecule hosts."""
+    """Run one of the project's playbooks against the Molecule hosts (or `inventory`)."""
     command = [
         "ansible-playbook",
         "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
+        str(inventory or os.environ["MOLECULE_INVENTORY_FILE"]),
         str(PROJECT / playbook),
     ]
     if extra_vars:

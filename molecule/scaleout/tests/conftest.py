@@ -1,0 +1,33 @@
+"""Fixtures for the cluster checks: the master, the extra worker host and the laptop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+# The default scenario's helpers (playbook runner, HTTP and SSH from the laptop).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "default" / "tests"))
+
+
+def _host(name: str) -> testinfra.host.Host:
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+
+
+@pytest.fixture(scope="session")
+def master() -> testinfra.host.Host:
+    return _host("master")
+
+
+@pytest.fixture(scope="session")
+def worker2() -> testinfra.host.Host:
+    return _host("worker2")
+
+
+@pytest.fixture(scope="session")
+def laptop() -> testinfra.host.Host:
+    return _host("laptop")
