@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.parse
@@ -62,6 +63,17 @@ def http_get(host, url: str, within_seconds: int = 20):
         f"curl -sSf --retry {within_seconds} --retry-delay 1 --retry-connrefused "
         f"--retry-max-time {within_seconds} --max-time {within_seconds + 5} {url}"
     )
+
+
+def open_ports(laptop, target: str, *nmap_options: str) -> list[int]:
+    """Every TCP port nmap finds open on `target`: a full 1-65535 SYN scan, bounded in time."""
+    scan = laptop.run(
+        "timeout 600 nmap -Pn -sS -p- -T4 --min-rate 4000 --max-retries 2 --host-timeout 540s "
+        f"-oG - {' '.join(nmap_options)} {target}"
+    )
+    assert scan.rc == 0, scan.stderr
+    assert "Status: Up" in scan.stdout or "Ports:" in scan.stdout, scan.stdout
+    return sorted(int(port) for port in re.findall(r"(\d+)/open/tcp", scan.stdout))
 
 
 def authorized_keys_checksums(master) -> dict[str, str]:

@@ -6,21 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import EPHEMERAL, SSH_OPTIONS, authorized_keys_checksums, http_get, run_playbook, ssh
+from helpers import (
+    EPHEMERAL,
+    SSH_OPTIONS,
+    authorized_keys_checksums,
+    http_get,
+    open_ports,
+    run_playbook,
+    ssh,
+)
 
 CANARY_PORT = 18080
 TEST_LISTENER_PORT = 8788
-
-
-def open_ports(laptop, target: str, *nmap_options: str) -> list[int]:
-    """Every TCP port nmap finds open on `target`: a full 1-65535 SYN scan, bounded in time."""
-    scan = laptop.run(
-        "timeout 600 nmap -Pn -sS -p- -T4 --min-rate 4000 --max-retries 2 --host-timeout 540s "
-        f"-oG - {' '.join(nmap_options)} {target}"
-    )
-    assert scan.rc == 0, scan.stderr
-    assert "Status: Up" in scan.stdout or "Ports:" in scan.stdout, scan.stdout
-    return sorted(int(port) for port in re.findall(r"(\d+)/open/tcp", scan.stdout))
 
 
 @pytest.fixture(scope="module")
