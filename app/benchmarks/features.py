@@ -1,17 +1,22 @@
-"""Feature-building benchmark: Dask + Arrow vs. DuckDB vs. pandas, plus the daily job.
+"""Scoring benchmark: the project's code against DuckDB peers, in one run, with ratios.
 
-    python app/benchmarks/features.py --events 10000000 50000000
+    python app/benchmarks/features.py --events 10000000 50000000 --repeat 3
 
-For each size it generates synthetic raw data once (cached under --workdir), then runs every
-measurement in its own subprocess so that peak RSS (from wait4) belongs to that engine only:
+For each size it generates synthetic raw data once (cached under --workdir, 1,000,000
+users), then measures, every run in a child process of its own so that its peak RSS
+(from wait4) belongs to that run only, and ours and the peer alternating in each round:
 
-- full recompute of the 90-day window state from raw events: dask (scoring's own code),
-  duckdb (one SQL query over the same files), pandas (read all, groupby);
-- the daily incremental job: one new raw day on top of 90 days of stored partials;
-- prediction throughput of the trained model (users/s).
+- full recompute of the window state from raw: `ours` (build.state_from_files on Dask)
+  against `duckdb` (peers.full_state, one pass);
+- the incremental update: the new day's partial from raw plus the slide of yesterday's
+  state, `ours` (build.window_state) against the same algorithm in DuckDB (peers.slide_state);
+- the whole daily job for one date, step by step: new partial, slide, test set, prediction
+  with publishing (reading the test set, scoring, writing the predictions), ours
+  (scoring.pipeline) against a DuckDB + scikit-learn script with the same model;
+- optionally (--backfill) a 90-date backfill from raw with 1 and 2 Dask workers.
 
-All engines compute the same per-user aggregation (every state column of features.csv) and
-the totals are cross-checked, so a faster but wrong engine would be reported as a mismatch.
+After the runs a child compares the results as whole tables (every value and every null,
+rows matched by id) and the script stops with the first difference. Best of --repeat.
 Not part of the test suite. Needs duckdb (requirements-dev.txt).
 """
 
@@ -21,18 +26,26 @@ import argparse
 import datetime as dt
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 START = dt.date(2026, 1, 1)
 WINDOW = 90
-# Two days before the window (the incremental job slides from the previous day's state)
-# and the label window after it.
+# Two days before the window (the slide starts from the previous day's state) and the
+# label window after it.
 EXTRA_DAYS = 5
 SCORING_DATE = START + dt.timedelta(days=WINDOW + 1)  # data: START - 1 day to START + 93
+MODEL_TYPE = "hgb"
+TRAIN_ROWS = 200_000
+BACKFILL_DATES = 90
+THREADS = 2
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -42,305 +55,608 @@ def _env(root: Path) -> dict[str, str]:
         "SCORING_AGGREGATION_WINDOW": str(WINDOW),
         "SCORING_DATA_DELAY": "1",
         "SCORING_DASK_ADDRESS": "",
+        "SCORING_DASK_DATA_RESOURCE": "",
     }
 
 
-def _apply_env(root: Path) -> None:
-    os.environ.update(_env(root))
+class Context:
+    """Settings, spec and the paths of one data set, in a child process."""
+
+    def __init__(self, root: Path):
+        os.environ.update(_env(root))
+        from scoring import naming  # noqa: PLC0415
+        from scoring.features.spec import load_spec  # noqa: PLC0415
+        from scoring.settings import get_settings  # noqa: PLC0415
+
+        self.root = root
+        self.naming = naming
+        self.settings = get_settings()
+        self.spec = load_spec(self.settings)
+        self.date = SCORING_DATE
+        self.cutoff = self.settings.feature_cutoff(self.date)
+        self.out = root / "bench-out"
+        self.duck = root / "bench-duckdb"
+        self.out.mkdir(exist_ok=True)
+        self.duck.mkdir(exist_ok=True)
+
+    def window_files(self, date: dt.date) -> list[Path]:
+        from scoring.features.build import window_days  # noqa: PLC0415
+
+        return [
+            self.naming.raw_events_path(self.settings, d) for d in window_days(self.settings, date)
+        ]
+
+    def state_path(self, date: dt.date) -> Path:
+        return self.naming.window_state_path(self.settings, date, self.spec.hash)
+
+    def partial_path(self, day: dt.date) -> Path:
+        return self.naming.daily_partial_path(self.settings, day)
+
+    def model_identifier(self) -> str:
+        from scoring import pipeline  # noqa: PLC0415
+
+        train_end = self.settings.train_end_for(self.date)
+        return pipeline.model_identifier(self.settings, self.spec, MODEL_TYPE, train_end)
+
+    def predictions_path(self) -> Path:
+        return self.naming.predictions_path(self.settings, self.model_identifier(), self.date)
+
+    def test_set_path(self) -> Path:
+        return self.naming.test_set_path(self.settings, self.date, self.spec.hash)
+
+    def leaving(self) -> dict[int, Path]:
+        return {w: self.partial_path(self.cutoff - dt.timedelta(days=w)) for w in self.spec.windows}
 
 
-def _window_files(settings, date) -> list[str]:
-    from scoring import naming  # noqa: PLC0415
-    from scoring.features.build import window_days  # noqa: PLC0415
+def _client(context: Context, workers: int = 0):
+    """The in-process cluster of scoring.compute (started before any timing)."""
+    from scoring import compute  # noqa: PLC0415
 
-    return [str(naming.raw_events_path(settings, d)) for d in window_days(settings, date)]
+    if workers:
+        from distributed import Client, LocalCluster  # noqa: PLC0415
+
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        compute._clients[context.settings.dask_address] = Client(cluster, set_as_default=False)
+    return compute.get_client(context.settings)
 
 
-# --- engines (each runs in a child process) ------------------------------------------------
+def _write_arrow(table, path: Path) -> None:
+    from scoring import atomic  # noqa: PLC0415
+
+    atomic.write_arrow(table, path)
 
 
-def engine_dask(root: Path) -> dict:
-    _apply_env(root)
-    from scoring.compute import get_client  # noqa: PLC0415
+def _timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+# --- full recompute ------------------------------------------------------------------
+
+
+def run_full_ours(context: Context) -> dict:
     from scoring.features import build  # noqa: PLC0415
-    from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
 
-    settings = get_settings()
-    spec = load_spec(settings)
-    get_client(settings)  # cluster start-up is not part of the aggregation
-    started = time.perf_counter()
-    state = build.state_from_files(settings, spec, SCORING_DATE, "raw", progress=False)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "users": state.num_rows, "checksum": _checksum(state)}
-
-
-def _duckdb_sql(spec, files: list[str], cutoff: dt.date) -> str:
-    """The same aggregation in two stages (per user and day, then per user).
-
-    This was the fastest formulation tried; a single pass with count(DISTINCT day) per
-    window was about twice as slow.
-    """
-    from scoring.data.schema import EVENT_TYPES  # noqa: PLC0415
-    from scoring.features.spec import ALL_EVENTS, active_column  # noqa: PLC0415
-
-    per_type = ", ".join(
-        f"count(*) FILTER (WHERE event_type = '{t}') AS n_{t}" for t in EVENT_TYPES
+    _client(context)
+    seconds, state = _timed(
+        lambda: build.state_from_files(context.settings, context.spec, context.date, "raw", False)
     )
-    columns = []
-    for column, event_type, window in spec.count_columns:
-        source = "n_all" if event_type == ALL_EVENTS else f"n_{event_type}"
-        columns.append(f"sum({source}) FILTER (WHERE age < {window}) AS {column}")
-    for window in spec.active_windows:
-        columns.append(f"count(*) FILTER (WHERE age < {window}) AS {active_column(window)}")
-    columns.append("max(day) AS last_day")
-    file_list = ", ".join(f"'{f}'" for f in files)
-    return (
-        "WITH per_day AS ("
-        f"  SELECT user_id, CAST(timestamp AS DATE) AS day, {per_type}, count(*) AS n_all"
-        f"  FROM read_parquet([{file_list}]) GROUP BY ALL"
-        ") "
-        f"SELECT user_id, {', '.join(columns)} "
-        f"FROM (SELECT *, DATE '{cutoff}' - day AS age FROM per_day) "
-        "GROUP BY user_id ORDER BY user_id"
+    _write_arrow(state, context.out / "full-ours.arrow")
+    return {"seconds": seconds, "rows": state.num_rows}
+
+
+def run_full_duckdb(context: Context) -> dict:
+    import peers  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    files = context.window_files(context.date)
+    seconds, state = _timed(
+        lambda: peers.full_state(connection, context.spec, files, context.cutoff)
     )
+    _write_arrow(state, context.out / "full-duckdb.arrow")
+    return {"seconds": seconds, "rows": state.num_rows}
 
 
-def engine_duckdb(root: Path) -> dict:
-    _apply_env(root)
-    import duckdb  # noqa: PLC0415
-    from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
+# --- incremental: new partial + slide --------------------------------------------------
 
-    settings = get_settings()
-    spec = load_spec(settings)
-    connection = duckdb.connect()
-    connection.execute("SET threads TO 2")
-    query = _duckdb_sql(
-        spec, _window_files(settings, SCORING_DATE), settings.feature_cutoff(SCORING_DATE)
+
+def _clear_today(context: Context) -> None:
+    context.partial_path(context.cutoff).unlink(missing_ok=True)
+    context.state_path(context.date).unlink(missing_ok=True)
+
+
+def run_slide_ours(context: Context) -> dict:
+    from scoring.features import build  # noqa: PLC0415
+
+    _client(context)
+    _clear_today(context)
+    seconds, state = _timed(
+        lambda: build.window_state(
+            context.settings, context.spec, context.date, "incremental", False
+        )
     )
-    started = time.perf_counter()
-    state = connection.sql(query).to_arrow_table()
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "users": state.num_rows, "checksum": _checksum(state)}
+    shutil.copyfile(context.state_path(context.date), context.out / "slide-ours.arrow")
+    return {"seconds": seconds, "rows": state.num_rows}
 
 
-def engine_pandas(root: Path) -> dict:
-    _apply_env(root)
+def _duck_slide(context: Context, connection, previous, target: Path, as_parquet: bool):
+    """The peer's slide: new partial from raw (DuckDB), then the slide query."""
+    import peers  # noqa: PLC0415
+
+    partial = context.duck / f"partial-{context.cutoff}.parquet"
+    raw = context.naming.raw_events_path(context.settings, context.cutoff)
+    peers.write_partial(connection, raw, context.cutoff, partial)
+    leaving = context.leaving()
+    if as_parquet:
+        query = peers.slide_sql(
+            context.spec,
+            f"read_parquet('{previous}')",
+            context.cutoff,
+            f"read_parquet('{partial}')",
+            {w: f"read_parquet('{p}')" for w, p in leaving.items()},
+        )
+        connection.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION lz4)")
+        return None
+    state = peers.slide_state(
+        connection,
+        context.spec,
+        previous,
+        cutoff=context.cutoff,
+        new_partial=partial,
+        leaving=leaving,
+    )
+    _write_arrow(state, target)
+    return state
+
+
+def run_slide_duckdb(context: Context) -> dict:
+    import peers  # noqa: PLC0415
+    from scoring import atomic  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    previous_path = context.state_path(context.date - dt.timedelta(days=1))
+    target = context.out / "slide-duckdb.arrow"
+
+    def work():
+        # The same stored inputs as ours: yesterday's Arrow state, the stored partials.
+        return _duck_slide(context, connection, atomic.read_arrow(previous_path), target, False)
+
+    seconds, state = _timed(work)
+    return {"seconds": seconds, "rows": state.num_rows}
+
+
+# --- the whole daily job, step by step ---------------------------------------------------
+
+
+def run_job_partial_ours(context: Context) -> dict:
+    from scoring.features import build  # noqa: PLC0415
+
+    _client(context)
+    _clear_today(context)
+    for path in (context.test_set_path(), context.predictions_path()):
+        path.unlink(missing_ok=True)
+    seconds, _ = _timed(
+        lambda: build.ensure_daily_partials(context.settings, [context.cutoff], False)
+    )
+    return {"seconds": seconds}
+
+
+def run_job_slide_ours(context: Context) -> dict:
+    from scoring.features import build  # noqa: PLC0415
+
+    _client(context)
+    seconds, state = _timed(
+        lambda: build.window_state(
+            context.settings, context.spec, context.date, "incremental", False
+        )
+    )
+    return {"seconds": seconds, "rows": state.num_rows}
+
+
+def run_job_test_set_ours(context: Context) -> dict:
+    from scoring import pipeline  # noqa: PLC0415
+
+    seconds, _ = _timed(
+        lambda: pipeline.write_test_set(context.settings, context.spec, context.date, False)
+    )
+    return {"seconds": seconds}
+
+
+def run_job_predict_ours(context: Context) -> dict:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from scoring import pipeline  # noqa: PLC0415
+
+    train_end = context.settings.train_end_for(context.date)
+    seconds, path = _timed(
+        lambda: pipeline.write_predictions(
+            context.settings, context.spec, MODEL_TYPE, train_end, context.date
+        )
+    )
+    return {"seconds": seconds, "rows": pq.read_metadata(path).num_rows}
+
+
+def run_job_partial_duckdb(context: Context) -> dict:
+    import peers  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    raw = context.naming.raw_events_path(context.settings, context.cutoff)
+    partial = context.duck / f"partial-{context.cutoff}.parquet"
+    for name in ("state.parquet", "test.parquet", "predictions.parquet"):
+        (context.duck / name).unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
+    seconds, _ = _timed(lambda: peers.write_partial(connection, raw, context.cutoff, partial))
+    return {"seconds": seconds}
+
+
+def run_job_slide_duckdb(context: Context) -> dict:
+    import peers  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    partial = context.duck / f"partial-{context.cutoff}.parquet"
+    leaving = {w: f"read_parquet('{p}')" for w, p in context.leaving().items()}
+    query = peers.slide_sql(
+        context.spec,
+        f"read_parquet('{context.duck / 'previous-state.parquet'}')",
+        context.cutoff,
+        f"read_parquet('{partial}')",
+        leaving,
+    )
+    target = context.duck / "state.parquet"
+    seconds, _ = _timed(
+        lambda: connection.execute(
+            f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION lz4)"
+        )
+    )
+    return {"seconds": seconds}
+
+
+def run_job_test_set_duckdb(context: Context) -> dict:
+    import peers  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    query = peers.test_set_sql(
+        context.spec,
+        f"read_parquet('{context.duck / 'state.parquet'}')",
+        f"read_parquet('{peers.users_file(context.settings, context.cutoff)}')",
+        context.date,
+        context.cutoff,
+    )
+    target = context.duck / "test.parquet"
+    seconds, _ = _timed(
+        lambda: connection.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
+    )
+    return {"seconds": seconds}
+
+
+def run_job_predict_duckdb(context: Context) -> dict:
+    """The plain script: pandas reads the test set, scikit-learn scores, pandas writes."""
+    import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
-    from scoring.features.spec import ALL_EVENTS, active_column, load_spec  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
+    from scoring.models import train_model  # noqa: PLC0415
 
-    settings = get_settings()
-    spec = load_spec(settings)
-    cutoff = pd.Timestamp(settings.feature_cutoff(SCORING_DATE))
-    started = time.perf_counter()
-    events = pd.concat(
-        [pd.read_parquet(f) for f in _window_files(settings, SCORING_DATE)], ignore_index=True
+    model = train_model.load_model(
+        context.naming.model_path(context.settings, context.model_identifier())
     )
-    cutoff_day = (cutoff - pd.Timestamp("1970-01-01")).days
-    # Integer day numbers and categorical types keep the groupby on fast paths.
-    events["age"] = cutoff_day - events["timestamp"].to_numpy().astype("datetime64[D]").astype(
-        "int64"
+
+    def work():
+        frame = pd.read_parquet(context.duck / "test.parquet")
+        matrix = frame[model.feature_names].to_numpy(dtype=np.float64)
+        scores = model.estimator.predict_proba(matrix)[:, 1]
+        pd.DataFrame({"id": frame["id"], "date": frame["date"], "target": scores}).to_parquet(
+            context.duck / "predictions.parquet", index=False
+        )
+        return len(frame)
+
+    seconds, rows = _timed(work)
+    return {"seconds": seconds, "rows": rows}
+
+
+# --- preparation and comparison ------------------------------------------------------------
+
+
+def _generate(settings, events: int, users: int, days: int, seed: int) -> int:
+    try:
+        from scoring.data.synthetic import GeneratorConfig, generate  # noqa: PLC0415
+    except ImportError:  # the generator's older home
+        from scoring.data.dataset import GeneratorConfig, generate  # noqa: PLC0415
+    config = GeneratorConfig.for_total_events(
+        events, users, days, start=START - dt.timedelta(days=1), seed=seed
     )
-    events["event_type"] = events["event_type"].astype("category")
-    counts = (
-        events.groupby(["user_id", "age", "event_type"], observed=True)
-        .size()
-        .unstack("event_type", fill_value=0)
-    )
-    counts["all"] = counts.sum(axis=1)
-    counts = counts.reset_index()
-    by_user = counts.groupby("user_id")
-    result = pd.DataFrame(index=pd.Index(sorted(by_user.groups), name="user_id"))
-    for column, event_type, window in spec.count_columns:
-        source = "all" if event_type == ALL_EVENTS else event_type
-        inside = counts[counts["age"] < window]
-        result[column] = inside.groupby("user_id")[source].sum()
-    for window in spec.active_windows:
-        result[active_column(window)] = counts[counts["age"] < window].groupby("user_id").size()
-    result["last_day"] = cutoff_day - by_user["age"].min()
-    result = result.fillna(0)
-    seconds = time.perf_counter() - started
-    import pyarrow as pa  # noqa: PLC0415
-
-    table = pa.Table.from_pandas(result.reset_index(), preserve_index=False)
-    return {"seconds": seconds, "users": table.num_rows, "checksum": _checksum(table)}
+    return generate(config, settings)
 
 
-def engine_incremental(root: Path) -> dict:
-    """The daily job: partial of the one new raw day, then slide yesterday's window state."""
-    _apply_env(root)
-    from scoring import naming  # noqa: PLC0415
-    from scoring.compute import get_client  # noqa: PLC0415
+def run_prepare(context: Context) -> dict:
+    """Generate raw data (once), yesterday's state, a trained model, the peer's state copy."""
+    events, users = json.loads((context.root / "request.json").read_text())
     from scoring.features import build  # noqa: PLC0415
-    from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
+    from scoring.models import train_model  # noqa: PLC0415
 
-    settings = get_settings()
-    spec = load_spec(settings)
-    get_client(settings)
-    new_day = settings.feature_cutoff(SCORING_DATE)
-    # Remove today's outputs so each run measures the real daily work.
-    naming.daily_partial_path(settings, new_day).unlink(missing_ok=True)
-    naming.window_state_path(settings, SCORING_DATE, spec.hash).unlink(missing_ok=True)
-    previous = naming.window_state_path(settings, SCORING_DATE - dt.timedelta(days=1), spec.hash)
-    if not previous.exists():
-        raise SystemExit("incremental benchmark needs the setup step (yesterday's state)")
-    started = time.perf_counter()
-    state = build.window_state(settings, spec, SCORING_DATE, "incremental", progress=False)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "users": state.num_rows, "checksum": _checksum(state)}
-
-
-def engine_prediction(root: Path) -> dict:
-    _apply_env(root)
-    from scoring import atomic, naming  # noqa: PLC0415
-    from scoring.features import build  # noqa: PLC0415
-    from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import predict_model, train_model  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
-
-    settings = get_settings()
-    spec = load_spec(settings)
-    state = atomic.read_arrow(naming.window_state_path(settings, SCORING_DATE, spec.hash))
-    users = build.dataset.read_users(settings)
-    features = build.features_from_state(
-        state, users, spec, SCORING_DATE, settings.feature_cutoff(SCORING_DATE)
-    )
-    labelled = build.add_labels(settings, features, SCORING_DATE).to_pandas()
-    model = train_model.train(
-        labelled.sample(min(len(labelled), 200_000), random_state=0), "hgb", spec.names, spec.hash
-    )
-    frame = features.to_pandas()
-    started = time.perf_counter()
-    scores = predict_model.predict(model, frame)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "users": scores.num_rows, "checksum": None}
-
-
-ENGINES = {
-    "dask": engine_dask,
-    "duckdb": engine_duckdb,
-    "pandas": engine_pandas,
-    "incremental": engine_incremental,
-    "prediction": engine_prediction,
-}
-
-
-def _checksum(state) -> list[int]:
-    """Column totals of the state (last_day as days since epoch) for cross-checking."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
-
-    totals = []
-    for name in state.column_names[1:]:
-        column = state[name]
-        if pa.types.is_date(column.type):
-            column = column.cast(pa.int32())
-        totals.append(int(pc.sum(column.cast(pa.int64())).as_py() or 0))
-    return totals
-
-
-# --- orchestration ------------------------------------------------------------------------
-
-
-def engine_prepare(root: Path) -> dict:
-    """Generate raw data (once) and the incremental job's starting point.
-
-    Runs in a child like the engines: Linux carries a parent's peak RSS over into the
-    children it forks, so the parent must stay small for the children's numbers to hold.
-    """
-    events, users = json.loads((root / "request.json").read_text())
-    _apply_env(root)
-    from scoring.data.dataset import GeneratorConfig, generate  # noqa: PLC0415
-    from scoring.features import build  # noqa: PLC0415
-    from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.settings import get_settings  # noqa: PLC0415
-
-    settings = get_settings()
-    marker = root / "generated.json"
+    settings, spec = context.settings, context.spec
+    marker = context.root / "generated.json"
     if not marker.exists():
         days = WINDOW + EXTRA_DAYS
-        config = GeneratorConfig.for_total_events(
-            events * days // WINDOW, users, days, start=START - dt.timedelta(days=1), seed=42
-        )
-        total = generate(config, settings)
+        total = _generate(settings, events * days // WINDOW, users, days, seed=42)
         marker.write_text(json.dumps({"events_total": total}))
-    spec = load_spec(settings)
-    build.window_state(settings, spec, SCORING_DATE - dt.timedelta(days=1), "incremental")
+    previous_date = context.date - dt.timedelta(days=1)
+    previous = build.window_state(settings, spec, previous_date, "incremental", False)
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    window_events = sum(pq.read_metadata(f).num_rows for f in _window_files(settings, SCORING_DATE))
-    return {"seconds": 0.0, "users": users, "checksum": None, "events": window_events}
+    pq.write_table(previous, context.duck / "previous-state.parquet", compression="lz4")
+    model_path = context.naming.model_path(settings, context.model_identifier())
+    if not model_path.exists():
+        features = build.build_features(settings, spec, previous_date, "incremental", False)
+        labelled = build.add_labels(settings, features, previous_date).to_pandas()
+        sample = labelled.sample(min(len(labelled), TRAIN_ROWS), random_state=0)
+        train_model.save_model(
+            train_model.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path
+        )
+    window_events = sum(pq.read_metadata(f).num_rows for f in context.window_files(context.date))
+    return {"seconds": 0.0, "events": window_events}
 
 
-def _measure(engine: str, root: Path, repeat: int) -> dict:
-    """Run one engine in a child process; add its peak RSS from the kernel's accounting."""
+def run_compare(context: Context) -> dict:
+    """Whole-table equality of every engine's result with ours; raises on any difference."""
+    import peers  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from scoring import atomic  # noqa: PLC0415
+
+    out, duck = context.out, context.duck
+    full = atomic.read_arrow(out / "full-ours.arrow")
+    checks = [
+        ("full recompute: duckdb vs ours", full, atomic.read_arrow(out / "full-duckdb.arrow")),
+        ("incremental: ours vs full recompute", full, atomic.read_arrow(out / "slide-ours.arrow")),
+        ("incremental: duckdb vs ours", full, atomic.read_arrow(out / "slide-duckdb.arrow")),
+        ("daily job state: duckdb vs ours", full, pq.read_table(duck / "state.parquet")),
+        (
+            "daily job test set: duckdb vs ours",
+            pq.read_table(context.test_set_path()),
+            pq.read_table(duck / "test.parquet"),
+        ),
+        (
+            "daily job predictions: duckdb + scikit-learn vs ours",
+            pq.read_table(context.predictions_path()),
+            pq.read_table(duck / "predictions.parquet"),
+        ),
+    ]
+    for what, expected, actual in checks:
+        peers.compare_tables(expected, actual, what)
+    return {"seconds": 0.0, "checked": [what for what, _, _ in checks]}
+
+
+# --- backfill ----------------------------------------------------------------------------
+
+
+def run_backfill_prepare(context: Context) -> dict:
+    events, users = json.loads((context.root / "request.json").read_text())
+    marker = context.root / "generated.json"
+    if not marker.exists():
+        days = WINDOW + BACKFILL_DATES + EXTRA_DAYS
+        total = _generate(context.settings, events * days // WINDOW, users, days, seed=7)
+        marker.write_text(json.dumps({"events_total": total}))
+    return {"seconds": 0.0}
+
+
+def run_backfill(context: Context) -> dict:
+    """90 dates from raw only: partials (Dask), first window (Dask), then date by date."""
+    from scoring import pipeline  # noqa: PLC0415
+    from scoring.features import build  # noqa: PLC0415
+    from scoring.models import train_model  # noqa: PLC0415
+
+    workers = int(os.environ["BENCH_WORKERS"])
+    settings, spec = context.settings, context.spec
+    for directory in (settings.interim_dir, settings.test_dir, settings.predictions_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+    settings.ensure_dirs()
+    _client(context, workers)
+    first = START + dt.timedelta(days=WINDOW + 1)
+    dates = [first + dt.timedelta(days=i) for i in range(BACKFILL_DATES)]
+    days = sorted({d for date in dates for d in build.window_days(settings, date)})
+    times = {}
+    times["partials"], _ = _timed(lambda: build.ensure_daily_partials(settings, days, False))
+    times["first window"], _ = _timed(
+        lambda: build.window_state(settings, spec, first, "incremental", False)
+    )
+    train_end = settings.train_end_for(first)
+    model_path = context.naming.model_path(
+        settings, pipeline.model_identifier(settings, spec, MODEL_TYPE, train_end)
+    )
+    if not model_path.exists():  # trained once, outside the timing, on the first date
+        features = build.build_features(settings, spec, first, "incremental", False)
+        labelled = build.add_labels(settings, features, first).to_pandas()
+        sample = labelled.sample(min(len(labelled), TRAIN_ROWS), random_state=0)
+        train_model.save_model(
+            train_model.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path
+        )
+    times.update({"slides": 0.0, "test sets": 0.0, "predictions": 0.0})
+    for date in dates:
+        if date != first:
+            seconds, _ = _timed(
+                lambda d=date: build.window_state(settings, spec, d, "incremental", False)
+            )
+            times["slides"] += seconds
+        seconds, _ = _timed(lambda d=date: pipeline.write_test_set(settings, spec, d, False))
+        times["test sets"] += seconds
+        seconds, _ = _timed(
+            lambda d=date: pipeline.write_predictions(settings, spec, MODEL_TYPE, train_end, d)
+        )
+        times["predictions"] += seconds
+    return {"seconds": sum(times.values()), "steps": times, "days": len(days)}
+
+
+RUNS = {
+    name.removeprefix("run_"): function
+    for name, function in globals().items()
+    if name.startswith("run_")
+}
+PAIRS = {
+    "full recompute": ("full_ours", "full_duckdb"),
+    "incremental": ("slide_ours", "slide_duckdb"),
+}
+JOB_STEPS = ["partial", "slide", "test_set", "predict"]
+
+
+# --- orchestration -------------------------------------------------------------------------
+
+
+def _measure(run: str, root: Path, extra_env: dict[str, str] | None = None) -> dict:
+    """One run in a child process, with its peak RSS from the kernel's accounting.
+
+    Children, not the parent, do all data work: Linux carries a parent's peak RSS over
+    into the children it forks, so the parent must stay small for the numbers to hold.
+    """
     child = subprocess.Popen(
-        [sys.executable, __file__, "--child", engine, "--root", str(root), "--repeat", str(repeat)],
+        [sys.executable, __file__, "--child", run, "--root", str(root)],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(extra_env or {})},
     )
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{engine} failed with exit code {child.returncode}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{run} failed (exit code {os.waitstatus_to_exitcode(status)})")
     result = json.loads(output.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return result
 
 
-STEPS = {**ENGINES, "prepare": engine_prepare}
+def _best(runs: list[dict]) -> dict:
+    best = dict(min(runs, key=lambda r: r["seconds"]))
+    best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
+    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return best
+
+
+def _machine() -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        check=False,
+    ).stdout.strip()
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        # A copy of the tree outside git (to measure a fixed state) names its commit here.
+        "commit": os.environ.get("SCORING_BENCH_COMMIT") or commit or "unknown",
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def _line(label: str, ours: dict, peer: dict, unit_rows: int | None = None) -> str:
+    ratio = peer["seconds"] / ours["seconds"]
+    text = (
+        f"  {label:22s} ours {ours['seconds']:7.3f} s  {ours['peak_rss_mb']:6.0f} MB"
+        f" | peer {peer['seconds']:7.3f} s  {peer['peak_rss_mb']:6.0f} MB"
+        f" | ours {ratio:5.2f}x the peer's throughput"
+    )
+    if unit_rows:
+        text += (
+            f" ({unit_rows / ours['seconds']:,.0f} vs {unit_rows / peer['seconds']:,.0f} users/s)"
+        )
+    return text
+
+
+def bench_size(args, events: int) -> dict:
+    root = args.workdir / f"events-{events}-users-{args.users}"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "request.json").write_text(json.dumps([events, args.users]))
+    window_events = _measure("prepare", root)["events"]
+    runs: dict[str, list[dict]] = {}
+    order = [run for pair in PAIRS.values() for run in pair]
+    order += [f"job_{step}_{who}" for who in ("ours", "duckdb") for step in JOB_STEPS]
+    for round_ in range(args.repeat):
+        # Ours and the peer alternate within each round, so background load hits both.
+        for run in order:
+            runs.setdefault(run, []).append(_measure(run, root))
+        print(f"  round {round_ + 1} of {args.repeat} done", flush=True)
+    checked = _measure("compare", root)["checked"]
+    best = {run: _best(results) for run, results in runs.items()}
+    print(f"\n{window_events:,} events in the {WINDOW}-day window, {args.users:,} users")
+    for label, (ours, peer) in PAIRS.items():
+        print(_line(label, best[ours], best[peer]))
+    users = best["job_predict_ours"]["rows"]
+    totals = {}
+    for who in ("ours", "duckdb"):
+        totals[who] = {
+            "seconds": sum(best[f"job_{s}_{who}"]["seconds"] for s in JOB_STEPS),
+            "peak_rss_mb": max(best[f"job_{s}_{who}"]["peak_rss_mb"] for s in JOB_STEPS),
+        }
+    for step in JOB_STEPS:
+        print(
+            _line(
+                f"daily job: {step}",
+                best[f"job_{step}_ours"],
+                best[f"job_{step}_duckdb"],
+                users if step == "predict" else None,
+            )
+        )
+    print(_line("daily job: total", totals["ours"], totals["duckdb"]))
+    print(f"  equal as whole tables: {'; '.join(checked)}")
+    return {"events": window_events, "users": args.users, "runs": best, "job_totals": totals}
+
+
+def bench_backfill(args) -> dict:
+    root = args.workdir / f"backfill-events-{args.backfill_events}-users-{args.users}"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "request.json").write_text(json.dumps([args.backfill_events, args.users]))
+    _measure("backfill_prepare", root)
+    results = {}
+    for workers in (1, 2):
+        result = _measure("backfill", root, {"BENCH_WORKERS": str(workers)})
+        results[workers] = result
+        steps = ", ".join(f"{k} {v:.1f} s" for k, v in result["steps"].items())
+        print(
+            f"  backfill of {BACKFILL_DATES} dates, {workers} worker(s) x 1 thread: "
+            f"{result['seconds']:.1f} s ({steps}), peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, nargs="+", default=[10_000_000])
+    parser.add_argument("--events", type=int, nargs="*", default=[10_000_000])
     parser.add_argument("--users", type=int, default=1_000_000)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "scoring-bench"
     )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best run counts")
+    parser.add_argument("--backfill", action="store_true", help="also time a 90-date backfill")
+    parser.add_argument("--backfill-events", type=int, default=10_000_000)
     parser.add_argument("--json", type=Path, help="also write all results to this file")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per engine; best counts")
-    parser.add_argument("--child", choices=list(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        runs = [STEPS[args.child](args.root) for _ in range(args.repeat)]
-        best = min(runs, key=lambda run: run["seconds"])
-        best["first_seconds"] = runs[0]["seconds"]
-        print(json.dumps(best))
+        print(json.dumps(RUNS[args.child](Context(args.root))))
         return
 
-    results = []
+    machine = _machine()
+    print(json.dumps(machine))
+    results = {"machine": machine, "sizes": [], "command": " ".join(sys.argv)}
     for events in args.events:
-        root = args.workdir / f"events-{events}-users-{args.users}"
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "request.json").write_text(json.dumps([events, args.users]))
-        window_events = _measure("prepare", root, 1)["events"]
-        print(f"\n{window_events:,} events in the {WINDOW}-day window, {args.users:,} users")
-        reference = None
-        for engine in args.engines:
-            result = _measure(engine, root, args.repeat)
-            rate_unit = "users/s" if engine == "prediction" else "events/s"
-            amount = result["users"] if engine == "prediction" else window_events
-            result.update(engine=engine, events=window_events, rate=amount / result["seconds"])
-            if result["checksum"] is not None:
-                reference = reference or result["checksum"]
-                result["matches"] = result["checksum"] == reference
-            results.append(result)
-            print(
-                f"  {engine:12s} {result['seconds']:8.2f} s (first {result['first_seconds']:.2f} s)"
-                f"  {result['rate']:>12,.0f} {rate_unit}"
-                f"  peak RSS {result['peak_rss_mb']:7.0f} MB"
-                + ("" if result.get("matches", True) else "  RESULT MISMATCH")
-            )
+        results["sizes"].append(bench_size(args, events))
+    if args.backfill:
+        results["backfill"] = bench_backfill(args)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":
