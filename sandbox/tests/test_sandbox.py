@@ -155,6 +155,23 @@ def test_pipeline_wrote_predictions(sandbox):
     assert [name for name in result.stdout.split() if PREDICTION.match(name)], result.stdout
 
 
+def test_first_backup_left_a_snapshot(sandbox):
+    """`make sandbox` backs up once into the local repository; the status file names it."""
+    status = run(["docker", "exec", CONTAINER, "cat", f"/var/lib/backup/{PROJECT}/status.json"], 60)
+    assert status.returncode == 0, status.stderr
+    recorded = json.loads(status.stdout)
+    assert recorded["snapshot_id"], recorded
+    assert recorded["last_error"] is None, recorded
+    listing = run(
+        ["docker", "exec", CONTAINER, f"backup-{PROJECT}", "restic", "snapshots", "--json"], 120
+    )
+    assert listing.returncode == 0, listing.stderr
+    snapshots = json.loads(listing.stdout)
+    # restic's summary names a snapshot by its short or its full id, depending on the version.
+    assert any(s["id"].startswith(recorded["snapshot_id"]) for s in snapshots), snapshots
+    assert f"/srv/{PROJECT}" in snapshots[-1]["paths"], snapshots[-1]
+
+
 def test_sandbox_down_leaves_nothing_behind(ours):
     result = run(["make", "sandbox-down"], timeout=600)
     assert result.returncode == 0, f"make sandbox-down failed:\n{tail(result)}"
