@@ -1,14 +1,20 @@
-"""Write-then-rename helpers so that a crashed or killed step never leaves a partial output.
+"""Write-then-rename helpers so that a crashed, killed or concurrent step never leaves a
+partial output, and two runs writing the same output at once never hurt each other.
 
 Readers only ever see complete files: the data is written to a hidden temporary file in the
-target's own directory (same filesystem, so the final rename is atomic) and renamed at
-the end. Leftover temporaries of a killed run are removed when the same output is written
-again.
+target's own directory (same filesystem, so the final rename is atomic), synced to disk, and
+renamed at the end; the directory is synced after the rename. Each writer's temporary is
+named by its host, process id and a random part, so a run only ever deletes its own
+temporary, or those that a dead process on the same host left behind; a concurrent writer's
+file is never touched. When two runs write the same output, the last rename wins, and both
+wrote the same content: names are derived from everything that shapes the content.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +29,38 @@ def _temp_prefix(target: Path) -> str:
     return f".{target.name}{TEMP_MARKER}"
 
 
+def _host() -> str:
+    # No "-" in the host part: it separates the fields of a temporary's name.
+    return socket.gethostname().replace("-", "_") or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 def remove_stale_temporaries(target: Path) -> None:
+    """Delete temporaries of `target` whose writer, on this host, no longer runs."""
+    host = _host()
     for stale in target.parent.glob(_temp_prefix(target) + "*"):
-        stale.unlink(missing_ok=True)
+        fields = stale.name[len(_temp_prefix(target)) :].split("-")
+        if len(fields) != 3 or fields[0] != host or not fields[1].isdigit():
+            continue  # another host's writer, or not ours to judge
+        if not _process_alive(int(fields[1])):
+            stale.unlink(missing_ok=True)
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -34,10 +69,13 @@ def atomic_output(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    temporary = target.parent / f"{_temp_prefix(target)}{uuid.uuid4().hex[:8]}"
+    name = f"{_temp_prefix(target)}{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temporary = target.parent / name
     try:
         yield temporary
+        _fsync(temporary)
         temporary.replace(target)
+        _fsync(target.parent, directory=True)
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -9,7 +9,7 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 from scoring import atomic, naming
-from scoring.tasks import DailyPartial
+from scoring.tasks import DailyPartials
 
 DAY = dt.date(2026, 1, 20)
 
@@ -70,9 +70,9 @@ def test_luigi_task_failing_halfway_leaves_nothing_and_reruns(data_root, monkeyp
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(pq, "write_table", write_half_then_fail)
-    task = DailyPartial(day=DAY)
+    task = DailyPartials(first=DAY, last=DAY)
     assert not luigi.build([task], local_scheduler=True, log_level="CRITICAL")
-    output = task.output().path
+    output = task.output()[0].path
     directory = naming.daily_partial_path(task.settings, DAY).parent
     assert not task.complete()
     assert list(directory.iterdir()) == []
@@ -82,3 +82,63 @@ def test_luigi_task_failing_halfway_leaves_nothing_and_reruns(data_root, monkeyp
     assert task.complete()
     assert pq.read_table(output).num_rows > 0
     assert [p.name for p in directory.iterdir()] == [f"{DAY}.parquet"]
+
+
+def test_a_concurrent_writer_keeps_its_temporary(tmp_path):
+    """Two writers of one output: neither deletes the other's temporary, the last rename wins."""
+    target = tmp_path / "result.txt"
+    with atomic.atomic_output(target) as first:
+        first.write_text("one")
+        with atomic.atomic_output(target) as second:
+            assert first.exists(), "the second writer removed the first one's temporary"
+            second.write_text("two")
+        assert target.read_text() == "two"
+        assert first.exists()
+    assert target.read_text() == "one"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+
+
+def test_a_dead_writers_temporary_is_removed_but_another_hosts_is_kept(tmp_path):
+    target = tmp_path / "result.txt"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    prefix = f".result.txt{atomic.TEMP_MARKER}"
+    stale = tmp_path / f"{prefix}{atomic._host()}-{dead.stdout.strip()}-0badc0de"
+    foreign = tmp_path / f"{prefix}otherhost-1-0badc0de"
+    stale.write_text("left by a killed run")
+    foreign.write_text("a writer on another host")
+    atomic.write_text("complete", target)
+    assert not stale.exists()
+    assert foreign.exists()
+
+
+CONCURRENT_PREDICT = [sys.executable, "-m", "scoring.cli", "predict", "--local-scheduler"]
+
+
+def test_two_runs_for_the_same_date_at_once_give_one_result(data_root):
+    import os  # noqa: PLC0415
+
+    from scoring.settings import get_settings  # noqa: PLC0415
+
+    date = get_settings().today.isoformat()
+    runs = [
+        subprocess.Popen(
+            [*CONCURRENT_PREDICT, "--date", date],
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    predictions = list((data_root / "models" / "predictions").iterdir())
+    assert len(predictions) == 1, predictions
+    assert predictions[0].name.endswith(f"-{date}.parquet")
+    assert pq.read_table(predictions[0]).num_rows > 0
+    assert not [p for p in data_root.rglob("*") if atomic.TEMP_MARKER in p.name]
