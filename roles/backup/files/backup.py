@@ -380,6 +380,11 @@ def backup_paths(config: Config) -> list[str]:
 
 
 def run_backup(config: Config) -> dict:
+    # A repository that cannot be opened (password, network) fails the run here, before
+    # luigid is stopped for its state or anything is written.
+    reachable = restic(config, "cat", "config")
+    if reachable.returncode != 0:
+        raise explain(config, reachable, "the backup")
     Path(config.exclude_file).write_text("".join(f"{p}\n" for p in config.excludes))
     capture_state(config)
     result = restic(
