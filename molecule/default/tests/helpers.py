@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 import urllib.parse
@@ -28,6 +29,7 @@ def run_playbook(
     extra_vars: dict | None = None,
     timeout: int = 600,
     inventory: Path | None = None,
+    tags: str = "",
 ) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks against the Molecule hosts (or `inventory`)."""
     command = [
@@ -36,6 +38,8 @@ def run_playbook(
         str(inventory or os.environ["MOLECULE_INVENTORY_FILE"]),
         str(PROJECT / playbook),
     ]
+    if tags:
+        command += ["--tags", tags]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     env = os.environ | {
@@ -74,6 +78,16 @@ def open_ports(laptop, target: str, *nmap_options: str) -> list[int]:
     assert scan.rc == 0, scan.stderr
     assert "Status: Up" in scan.stdout or "Ports:" in scan.stdout, scan.stdout
     return sorted(int(port) for port in re.findall(r"(\d+)/open/tcp", scan.stdout))
+
+
+def ipv6_address(host) -> str:
+    """The host's global IPv6 address on the test network (the scenarios give it one)."""
+    address = host.check_output(
+        "ip -6 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1"
+    ).strip()
+    # A missing address is a failure: the scan below would otherwise prove nothing.
+    assert address.startswith("fd42:"), f"{host.backend.host} has no global IPv6 address"
+    return address
 
 
 def authorized_keys_checksums(master) -> dict[str, str]:
@@ -123,3 +137,29 @@ def luigid_tasks(master, status: str) -> set[str]:
     query = urllib.parse.quote(json.dumps({"status": status}))
     answer = master.check_output(f"curl -sf 'http://127.0.0.1:8082/api/task_list?data={query}'")
     return set(json.loads(answer)["response"])
+
+
+# --- JupyterHub, reached from the laptop through alice's forward (the `hub` fixture) ---
+HUB_PORT = 8000
+LOCAL_PORT = 18000
+HUB = f"http://127.0.0.1:{LOCAL_PORT}"
+CLIENT = "/root/hub_client.py"
+TUNNEL_SOCKET = "/root/.jupyterhub-tunnel.sock"
+# Good enough for the password quality rules: long, no user name, no dictionary word.
+PASSWORDS = {"alice": "Quiet-harbor-71", "bob": "Amber-signal-38"}
+
+
+def wait_for_hub(laptop, within_seconds: int = 90):
+    """Poll the hub's API through the forward until it answers, bounded in time."""
+    return laptop.run(
+        f"curl -sSf --retry {within_seconds} --retry-delay 1 --retry-all-errors "
+        f"--retry-max-time {within_seconds} --max-time 10 {HUB}/hub/api"
+    )
+
+
+def hub_client(laptop, *args: str):
+    return laptop.run(f"timeout 600 python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
+
+
+def login(laptop, username: str, password: str, *extra: str):
+    return hub_client(laptop, "login", username, password, *extra)

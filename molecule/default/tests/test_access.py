@@ -4,6 +4,7 @@ logins with the generated config and its forwards, sudo, and bad answers from th
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 from helpers import (
@@ -11,6 +12,7 @@ from helpers import (
     SSH_OPTIONS,
     authorized_keys_checksums,
     http_get,
+    ipv6_address,
     open_ports,
     run_playbook,
     ssh,
@@ -43,12 +45,7 @@ def test_port_scan_finds_only_ssh(laptop, canary):
 
 
 def test_ipv6_port_scan_finds_only_ssh(laptop, master):
-    address = master.run(
-        "ip -6 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1"
-    ).stdout.strip()
-    if not address:
-        pytest.skip("the test network has no IPv6")
-    assert open_ports(laptop, address, "-6") == [22]
+    assert open_ports(laptop, ipv6_address(master), "-6") == [22]
 
 
 def test_canary_published_on_all_addresses_is_unreachable(laptop, master, canary):
@@ -122,17 +119,26 @@ PASSWORD_LOGIN = (
 
 
 def test_password_login_is_refused(laptop, master):
-    master.check_output("echo 'alice:alice-pass' | chpasswd")
-    attempt = laptop.run(f"sshpass -p alice-pass {PASSWORD_LOGIN} alice@master true")
-    assert attempt.rc != 0
-    assert "Authentications that can continue: publickey" in attempt.stderr
+    saved = master.check_output("getent shadow alice | cut -d: -f2")
+    try:
+        master.check_output("echo 'alice:Quartz-lantern-47' | chpasswd")
+        attempt = laptop.run(f"sshpass -p Quartz-lantern-47 {PASSWORD_LOGIN} alice@master true")
+        assert attempt.rc != 0
+        assert "Authentications that can continue: publickey" in attempt.stderr
+    finally:
+        master.check_output(f"usermod -p {shlex.quote(saved)} alice")
 
 
 def test_root_password_login_is_refused(laptop, master):
-    master.check_output("echo 'root:root-pass' | chpasswd")
-    attempt = laptop.run(f"sshpass -p root-pass {PASSWORD_LOGIN} root@master true")
-    assert attempt.rc != 0
-    master.check_output("passwd --lock root")
+    """Root has a password for this test only: sshd still offers nothing but keys."""
+    saved = master.check_output("getent shadow root | cut -d: -f2")
+    try:
+        master.check_output("echo 'root:Quartz-lantern-47' | chpasswd")
+        attempt = laptop.run(f"sshpass -p Quartz-lantern-47 {PASSWORD_LOGIN} root@master true")
+        assert attempt.rc != 0
+        assert "Permission denied (publickey)" in attempt.stderr, attempt.stderr
+    finally:
+        master.check_output(f"usermod -p {shlex.quote(saved)} root")
 
 
 def test_removed_member_is_locked_out(laptop, master):
@@ -142,21 +148,6 @@ def test_removed_member_is_locked_out(laptop, master):
     assert not master.file("/home/carol/.ssh/authorized_keys").exists
     assert master.file("/home/carol").is_directory, "a removed member's home is kept"
     assert "team" not in master.user("carol").groups
-
-
-def test_member_sets_only_their_own_password(laptop):
-    own = ssh(laptop, "alice", "printf 'new-pass-1\\nnew-pass-1\\n' | sudo -n passwd alice")
-    assert own.rc == 0, own.stderr
-    other = ssh(laptop, "alice", "printf 'x\\nx\\n' | sudo -n passwd bob")
-    assert other.rc != 0
-    assert "password is required" in other.stderr or "not allowed" in other.stderr, other.stderr
-    assert ssh(laptop, "alice", "sudo -n true").rc != 0, "alice is no admin"
-
-
-def test_admin_has_full_sudo_with_password(laptop, master):
-    assert "team-admins" in master.user("bob").groups
-    master.check_output("echo 'bob:bob-pass' | chpasswd")
-    assert ssh(laptop, "bob", "echo bob-pass | sudo -S -p '' id -u").stdout.strip() == "0"
 
 
 @pytest.mark.parametrize(

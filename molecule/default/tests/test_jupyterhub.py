@@ -6,77 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-from pathlib import Path
 
-import pytest
-from helpers import PROJECT, SSH_OPTIONS
+from helpers import HUB_PORT, PASSWORDS, PROJECT, hub_client, login, wait_for_hub
 
-HUB_PORT = 8000
-LOCAL_PORT = 18000
-HUB = f"http://127.0.0.1:{LOCAL_PORT}"
-CLIENT = "/root/hub_client.py"
-TUNNEL_SOCKET = "/root/.jupyterhub-tunnel.sock"
 PROJECT_NAME = "is24de"
 STATE_DIR = "/var/lib/jupyterhub"
 COOKIE_SECRET = f"{STATE_DIR}/jupyterhub_cookie_secret"
 NOTEBOOKS_DIR = f"/srv/{PROJECT_NAME}/notebooks"
-
-
-def wait_for_hub(laptop, within_seconds: int = 90):
-    """Poll the hub's API through the forward until it answers, bounded in time."""
-    return laptop.run(
-        f"curl -sSf --retry {within_seconds} --retry-delay 1 --retry-all-errors "
-        f"--retry-max-time {within_seconds} --max-time 10 {HUB}/hub/api"
-    )
-
-
-def hub_client(laptop, *args: str):
-    return laptop.run(f"timeout 600 python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
-
-
-def login(laptop, username: str, password: str, *extra: str):
-    return hub_client(laptop, "login", username, password, *extra)
-
-
-@pytest.fixture(scope="module")
-def hub(laptop):
-    """A forward of the hub's port to the laptop, made with alice's key, and the client."""
-    laptop.ansible(
-        "copy",
-        f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
-        check=False,
-    )
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit alice@master")
-    tunnel = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {TUNNEL_SOCKET} -f -N "
-        f"-o ExitOnForwardFailure=yes -L {LOCAL_PORT}:127.0.0.1:{HUB_PORT} alice@master"
-    )
-    assert tunnel.rc == 0, tunnel.stderr
-    ready = wait_for_hub(laptop)
-    assert ready.rc == 0, f"the hub never answered through the forward: {ready.stderr}"
-    yield HUB
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit alice@master")
-
-
-@pytest.fixture
-def passwords(master):
-    """Set members' passwords for one test; every touched account gets its old hash back."""
-    saved: dict[str, str] = {}
-
-    def set_password(user: str, password: str | None) -> None:
-        if user not in saved:
-            saved[user] = master.check_output(f"getent shadow {user} | cut -d: -f2")
-        if password is None:
-            # What a fresh account has: no usable password.
-            master.check_output(f"usermod -p '!' {user}")
-        else:
-            # What `sudo passwd <me>` does.
-            master.check_output(f"echo {shlex.quote(f'{user}:{password}')} | chpasswd")
-
-    yield set_password
-    for user, hashed in saved.items():
-        master.check_output(f"usermod -p {shlex.quote(hashed)} {user}")
 
 
 def test_hub_runs_the_pinned_release_on_loopback_only(master, laptop, hub):
@@ -111,15 +47,15 @@ def test_member_without_a_password_cannot_log_in(laptop, hub, passwords):
 
 
 def test_member_logs_in_after_setting_a_password(laptop, hub, passwords):
-    passwords("alice", "Notebook-alice-1")
-    attempt = login(laptop, "alice", "Notebook-alice-1")
+    passwords("alice", "Quiet-harbor-71")
+    attempt = login(laptop, "alice", "Quiet-harbor-71")
     assert attempt.rc == 0, attempt.stdout + attempt.stderr
     assert re.search(r"login status 302 location \S*/hub/", attempt.stdout), attempt.stdout
 
 
 def test_wrong_password_is_refused(laptop, hub, passwords):
-    passwords("alice", "Notebook-alice-1")
-    attempt = login(laptop, "alice", "Notebook-alice-2")
+    passwords("alice", "Quiet-harbor-71")
+    attempt = login(laptop, "alice", "Quiet-harbor-72")
     assert attempt.rc == 1, attempt.stdout + attempt.stderr
     assert "login status 403" in attempt.stdout
 
@@ -135,9 +71,9 @@ def test_account_outside_the_team_is_refused(master, laptop, hub):
 
 def test_admin_group_decides_who_is_hub_admin(laptop, hub, passwords):
     for user, admin in (("bob", True), ("alice", False)):
-        passwords(user, f"Notebook-{user}-1")
+        passwords(user, PASSWORDS[user])
         cookies = f"/root/{user}.hub-cookies"
-        assert login(laptop, user, f"Notebook-{user}-1", "--save-cookies", cookies).rc == 0
+        assert login(laptop, user, PASSWORDS[user], "--save-cookies", cookies).rc == 0
         me = hub_client(laptop, "whoami", "--cookies", cookies)
         assert me.rc == 0, me.stdout + me.stderr
         assert json.loads(me.stdout.splitlines()[-1]) == {"name": user, "admin": admin}
@@ -169,8 +105,8 @@ print("shared", oct(shared.stat().st_mode & 0o777), grp.getgrgid(shared.stat().s
 
 
 def test_notebook_runs_scoring_on_the_dask_cluster(master, laptop, hub, passwords):
-    passwords("alice", "Notebook-alice-1")
-    run = hub_client(laptop, "run", "alice", "Notebook-alice-1", NOTEBOOK_CODE, "--stop")
+    passwords("alice", "Quiet-harbor-71")
+    run = hub_client(laptop, "run", "alice", "Quiet-harbor-71", NOTEBOOK_CODE, "--stop")
     master.run(f"rm -f {NOTEBOOKS_DIR}/from-alice.txt")
     assert run.rc == 0, run.stdout + run.stderr
     printed = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
@@ -187,7 +123,7 @@ def test_notebook_runs_scoring_on_the_dask_cluster(master, laptop, hub, password
 
 def test_shared_notebooks_directory_is_the_teams(master):
     shared = master.file(NOTEBOOKS_DIR)
-    assert (shared.user, shared.group, shared.mode) == ("root", "team", 0o2775)
+    assert (shared.user, shared.group, shared.mode) == ("root", "team", 0o3775)
     link = master.file("/home/alice/shared-notebooks")
     assert link.is_symlink
     assert link.linked_to == NOTEBOOKS_DIR
@@ -201,9 +137,9 @@ def test_idle_culler_runs_as_a_hub_service(master):
 
 
 def test_restart_keeps_logins_and_the_cookie_secret(master, laptop, hub, passwords):
-    passwords("alice", "Notebook-alice-1")
+    passwords("alice", "Quiet-harbor-71")
     cookies = "/root/alice.restart-cookies"
-    assert login(laptop, "alice", "Notebook-alice-1", "--save-cookies", cookies).rc == 0
+    assert login(laptop, "alice", "Quiet-harbor-71", "--save-cookies", cookies).rc == 0
     secret_before = master.check_output(f"sha256sum {COOKIE_SECRET}")
     master.check_output("systemctl restart jupyterhub.service")
     ready = wait_for_hub(laptop)

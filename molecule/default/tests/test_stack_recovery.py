@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import time
 import urllib.parse
@@ -34,9 +35,11 @@ def slow(number):
 
 client = Client(os.environ["SCORING_DASK_ADDRESS"], timeout=30)
 futures = client.map(slow, range(60), pure=False)
-next(as_completed(futures))
-print("running", flush=True)
-print("total", sum(client.gather(futures)), flush=True)
+results = []
+for done, future in enumerate(as_completed(futures), 1):
+    results.append(future.result())
+    print("running" if done == 1 else "done", done, flush=True)
+print("total", sum(results), flush=True)
 """
 
 
@@ -107,6 +110,12 @@ def test_killed_dask_worker_is_restarted_and_the_computation_completes(master):
 
     pid = master.check_output("docker inspect --format '{{.State.Pid}}' is24de-dask-worker-1")
     master.check_output(f"kill -KILL {pid}")
+    # The kill landed in the middle of the job: part of it done, no total yet.
+    at_kill = output.content_string
+    finished = [int(n) for n in re.findall(r"^(?:running|done) (\d+)$", at_kill, re.MULTILINE)]
+    assert finished, at_kill
+    assert max(finished) < 60, f"the job had already finished when the worker died: {at_kill}"
+    assert "total" not in at_kill, at_kill
 
     wait_for(lambda: "total" in output.content_string, 240, "the computation finished", interval=2)
     assert f"total {sum(range(60))}" in output.content_string, output.content_string

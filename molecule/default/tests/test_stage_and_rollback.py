@@ -142,7 +142,7 @@ def test_failed_daily_run_shows_in_systemd(master):
         failed = master.check_output("systemctl --failed --plain --no-legend")
         assert f"{DAILY}.service" in failed, failed
     finally:
-        master.run(f"chmod 2775 {directory}; systemctl reset-failed {DAILY}.service")
+        master.run(f"chmod 3775 {directory}; systemctl reset-failed {DAILY}.service")
 
 
 def test_rollback_restores_the_previous_release_for_the_next_run(master):

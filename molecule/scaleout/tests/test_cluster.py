@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import open_ports, run_playbook
+from helpers import ipv6_address, open_ports, run_playbook
 
 IMAGE = "drtools/is24de-worker:molecule"
 COMPOSE = "docker compose -p is24de exec -T worker"
@@ -88,6 +88,12 @@ def test_only_ssh_is_open_from_the_laptop(laptop, target):
     assert set(re.findall(r"\d+/(\w+)/tcp", scan.stdout)) == {"filtered"}, scan.stdout
 
 
+@pytest.mark.parametrize("target", ["master", "worker2"])
+def test_only_ssh_is_open_over_ipv6(laptop, target, request):
+    host = request.getfixturevalue(target)
+    assert open_ports(laptop, ipv6_address(host), "-6") == [22]
+
+
 TLS_DIR = "/etc/scoring/dask-tls"
 
 
@@ -148,32 +154,79 @@ def test_the_cluster_client_certificate_connects_from_worker2(worker2, master):
     assert "connected" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("protocol", "security"),
-    [
-        ("tcp", "None"),
-        ("tls", "None"),
-        ("tls", f"Security(tls_ca_file='{TLS_DIR}/ca.pem', require_encryption=True)"),
-    ],
-    ids=["plain-tcp", "tls-without-anything", "tls-without-client-certificate"],
-)
-def test_a_client_without_a_certificate_is_refused_even_from_worker2(
-    worker2, master, protocol, security
-):
-    result = client_on_worker2(worker2, master, security, protocol)
-    assert result.rc != 0, result.stdout
-    assert "connected" not in result.stdout
+HANDSHAKE = """
+import socket, ssl, sys
+host, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+context = ssl.create_default_context(cafile="{ca}")
+context.check_hostname = False
+if cert:
+    context.load_cert_chain(cert, key)
+raw = socket.create_connection((host, 8786), timeout=10)
+try:
+    channel = context.wrap_socket(raw)
+    # TLS 1.3 sends the server's verdict on the client's certificate after the
+    # handshake: as an alert on the first read; an accepted client gets Dask's own
+    # greeting, or silence until the timeout.
+    print("closed" if channel.recv(1) == b"" else "answered")
+except ssl.SSLError as error:
+    print("alert", error.reason)
+except TimeoutError:
+    print("accepted")
+"""
 
 
-def test_a_certificate_from_another_ca_is_refused(worker2, master, other_ca):
-    # The client trusts the cluster's CA, so only the scheduler's refusal can stop it.
-    security = (
-        f"Security(tls_ca_file='{TLS_DIR}/ca.pem', tls_client_cert='/tmp/other-ca/cert.pem', "
-        "tls_client_key='/tmp/other-ca/key.pem', require_encryption=True)"
+def handshake_from_worker2(worker2, master, cert: str = "", key: str = "") -> str:
+    """A raw TLS handshake with the scheduler from worker2 (the firewall lets it through),
+    trusting the cluster's CA: what comes back is the scheduler's own verdict."""
+    script = HANDSHAKE.format(ca=f"{TLS_DIR}/ca.pem")
+    result = worker2.run(
+        f"docker run --rm -i --user 0 --network host -v {TLS_DIR}:{TLS_DIR}:ro "
+        f"-v /tmp/other-ca:/tmp/other-ca:ro {IMAGE} python3 - {address_of(master)} "
+        f"'{cert}' '{key}' <<'EOF'\n{script}EOF"
     )
-    result = client_on_worker2(worker2, master, security)
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_handshake_control_is_accepted(worker2, master):
+    """The same handshake with the cluster's client key: the scheduler keeps it open."""
+    verdict = handshake_from_worker2(
+        worker2, master, f"{TLS_DIR}/client.pem", f"{TLS_DIR}/client.key"
+    )
+    assert verdict in {"answered", "accepted"}, verdict
+
+
+def test_a_client_without_a_certificate_is_refused_by_the_scheduler(worker2, master):
+    verdict = handshake_from_worker2(worker2, master)
+    # Alerts the scheduler sends (TLS 1.3, or a TLS 1.2 handshake it aborts).
+    assert verdict in {
+        "alert TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "alert SSLV3_ALERT_HANDSHAKE_FAILURE",
+    }
+
+
+def test_a_certificate_from_another_ca_is_refused_by_the_scheduler(worker2, master, other_ca):
+    verdict = handshake_from_worker2(
+        worker2, master, "/tmp/other-ca/cert.pem", "/tmp/other-ca/key.pem"
+    )
+    assert verdict in {"alert TLSV1_ALERT_UNKNOWN_CA", "alert SSLV3_ALERT_BAD_CERTIFICATE"}, verdict
+
+
+def test_a_plain_tcp_client_is_refused(worker2, master):
+    result = client_on_worker2(worker2, master, "None", "tcp")
     assert result.rc != 0, result.stdout
     assert "connected" not in result.stdout
+
+
+def test_members_read_the_client_key_but_never_the_host_key(master, worker2):
+    for host in (master, worker2):
+        host_key = host.file(f"{TLS_DIR}/host.key")
+        assert (host_key.user, host_key.group, host_key.mode) == ("root", "dask-tls", 0o640)
+        assert (
+            "alice" not in host.group("dask-tls").members if host.group("dask-tls").exists else True
+        )
+    assert master.run(f"sudo -u alice cat {TLS_DIR}/host.key").rc != 0
+    assert master.run(f"sudo -u alice cat {TLS_DIR}/client.key").rc == 0
 
 
 def allowed_sources(master) -> str:
