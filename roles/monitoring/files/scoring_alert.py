@@ -192,16 +192,21 @@ def unix_time(value: str) -> float:
 
 
 def journal(unit: str, lines: int, invocation: str = "") -> list[str]:
-    argv = ["journalctl", "--no-pager", "--quiet", "-o", "short-iso", "-n", str(lines), "-u", unit]
-    if invocation:
-        argv.append(f"_SYSTEMD_INVOCATION_ID={invocation}")
-    return run(argv).stdout.splitlines()[-lines:]
+    """The unit's last journal lines: those of one run when its invocation is known."""
+    argv = ["journalctl", "--no-pager", "--quiet", "-o", "short-iso", "-n", str(lines)]
+    match = [f"_SYSTEMD_INVOCATION_ID={invocation}"] if invocation else ["-u", unit]
+    return run(argv + match).stdout.splitlines()[-lines:]
 
 
 def error_line(lines: list[str]) -> str:
-    for line in reversed(lines):
-        if any(word in line.lower() for word in ERROR_WORDS):
-            return line.split(": ", 1)[-1] if ": " in line else line
+    """The last line that reads like the error; lines starting with `error` first."""
+    messages = [line.split(": ", 1)[-1] if ": " in line else line for line in lines]
+    for message in reversed(messages):
+        if message.lower().startswith("error"):
+            return message
+    for message in reversed(messages):
+        if any(word in message.lower() for word in ERROR_WORDS):
+            return message
     return ""
 
 
@@ -324,7 +329,10 @@ def check_backup(config: dict) -> list[Finding]:
     )
     if not Path(path).exists():
         if as_bool(backup.get("required")):
-            return [Finding("backup:missing", f"no backup status at {path}", unit, look, details)]
+            # A new host has had no backup yet: missing for longer than the maximum age.
+            grace = float(backup.get("max_age_hours", 36)) * 3600
+            summary = f"no backup status at {path}: no backup has run"
+            return [Finding("backup:missing", summary, unit, look, details, grace)]
         return []
     try:
         status = json.loads(Path(path).read_text())
@@ -333,12 +341,23 @@ def check_backup(config: dict) -> list[Finding]:
             Finding("backup:unreadable", f"backup status {path} unreadable: {error}", unit, look)
         ]
     findings = []
+    last_success = parse_time(status.get("last_success"))
+    # The backup role's fields: last_error (null after a success) and its time, and the
+    # result of the last repository check. `result` or `status` serve other writers.
+    error, error_time = status.get("last_error"), parse_time(status.get("last_error_time"))
     result = str(status.get("result", status.get("status", ""))).lower()
-    if result and result not in ("success", "succeeded", "ok"):
-        message = status.get("message") or status.get("error") or ""
+    if error and error_time >= last_success:
+        kind = f" ({status['last_error_kind']})" if status.get("last_error_kind") else ""
+        findings.append(
+            Finding("backup:failed", f"the last backup failed{kind}: {error}", unit, look, details)
+        )
+    elif result and result not in ("success", "succeeded", "ok"):
+        message = status.get("message") or ""
         summary = f"the last backup failed ({result})" + (f": {message}" if message else "")
         findings.append(Finding("backup:failed", summary, unit, look, details))
-    last_success = parse_time(status.get("last_success"))
+    if status.get("last_check_ok") is False:
+        summary = f"the backup repository check failed: {status.get('last_check_error') or '?'}"
+        findings.append(Finding("backup:check", summary, unit, look, details))
     max_age = float(backup.get("max_age_hours", 36)) * 3600
     if now() - last_success > max_age:
         when = stamp(last_success) if last_success else "never"
