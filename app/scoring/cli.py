@@ -65,7 +65,7 @@ def run_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from scoring.data.dataset import GeneratorConfig, generate  # noqa: PLC0415
+    from scoring.data.synthetic import GeneratorConfig, generate  # noqa: PLC0415
 
     settings = get_settings()
     if settings.env == "production" and not args.force:
@@ -95,23 +95,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     train_end = args.train_end or settings.train_end_for(settings.today)
-    model_type = args.model_type or settings.model_type
-    return run_tasks([TrainModel(model_type=model_type, train_end=train_end)], args)
+    return run_tasks([TrainModel(model_type=args.model_type or None, train_end=train_end)], args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from scoring.tasks import Predict  # noqa: PLC0415
 
-    return run_tasks([Predict(date=args.date, model_type=args.model_type)], args)
+    return run_tasks([Predict(date=args.date, model_type=args.model_type or None)], args)
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
     from scoring.tasks import DailyBackfill  # noqa: PLC0415
 
-    settings = get_settings()
-    until = args.until or settings.today
-    days_back = settings.backfill_days if args.days_back is None else args.days_back
-    task = DailyBackfill(until=until.isoformat(), days_back=days_back, model_type=args.model_type)
+    task = DailyBackfill(date=args.until, days_back=args.days_back, model_type=args.model_type)
     return run_tasks([task], args)
 
 

@@ -1,9 +1,14 @@
-"""File names of every artefact, derived only from the content that determines it.
+"""File names of every artefact, derived from everything that determines its content.
 
-The same dates and the same feature list always give the same names, so an existing file is
-reused instead of recomputed; a different feature list gives a different feature hash and
-therefore new files next to the old ones.
+A name is a promise: the same name always means the same content. The feature hash covers
+the feature list and every setting or rule that changes a feature value
+(`features.spec.FeatureSpec.hash`); the train hash covers the training dates and the label
+definition (`label_hash`); a model id covers type, parameters, train hash and feature
+hash. The same configuration gives the same names, so existing files are reused; any change
+gives new names and new files next to the old ones (docs/naming.md lists which setting
+shapes which name).
 
+    data/raw/users/<YYYY-MM-DD>.parquet       (user attributes as of that day)
     data/interim/daily/<YYYY-MM-DD>.parquet
     data/interim/window/<YYYY-MM-DD>-<feature-hash>.arrow
     data/processed/train/<min-date>-<max-date>-<dates-hash>-<feature-hash>.parquet
@@ -24,6 +29,7 @@ from pathlib import Path
 from scoring.settings import Settings
 
 HASH_LENGTH = 8
+LABEL_RULES = "conversion-in-lead-window-v1"
 _PARAM_VALUE_OK = re.compile(r"^[A-Za-z0-9.]+$")
 
 
@@ -36,6 +42,20 @@ def short_hash(payload: object) -> str:
 def dates_hash(dates: Iterable[dt.date]) -> str:
     """Hash of a set of dates: order and duplicates do not change it."""
     return short_hash(sorted({d.isoformat() for d in dates}))
+
+
+def label_hash(lead_window: int) -> str:
+    """Hash of the label definition: "converted within `lead_window` days from the date".
+
+    LABEL_RULES names the rule itself, so that a new label definition (another event,
+    another window anchor) changes every train hash even with the same lead window.
+    """
+    return short_hash({"rule": LABEL_RULES, "lead_window": lead_window})
+
+
+def train_hash(dates: Iterable[dt.date], labels: str) -> str:
+    """Hash of a training set's rows: its dates and the label definition they carry."""
+    return short_hash({"dates": sorted({d.isoformat() for d in dates}), "labels": labels})
 
 
 def param_description(params: Mapping[str, object]) -> str:
@@ -52,8 +72,10 @@ def param_description(params: Mapping[str, object]) -> str:
     return "_".join(parts) or "default"
 
 
-def model_id(model_type: str, params: Mapping[str, object], train_dates, feature_hash: str) -> str:
-    return f"{model_type}-{param_description(params)}-{dates_hash(train_dates)}-{feature_hash}"
+def model_id(
+    model_type: str, params: Mapping[str, object], train_set_hash: str, feature_hash: str
+) -> str:
+    return f"{model_type}-{param_description(params)}-{train_set_hash}-{feature_hash}"
 
 
 def daily_partial_path(settings: Settings, day: dt.date) -> Path:
@@ -70,15 +92,21 @@ def raw_events_path(settings: Settings, day: dt.date) -> Path:
     return settings.raw_events_dir / f"{day.isoformat()}.parquet"
 
 
+def raw_users_path(settings: Settings, day: dt.date) -> Path:
+    return settings.raw_users_dir / f"{day.isoformat()}.parquet"
+
+
 def raw_conversions_path(settings: Settings, day: dt.date) -> Path:
     return settings.raw_conversions_dir / f"{day.isoformat()}.parquet"
 
 
-def train_set_path(settings: Settings, dates: Iterable[dt.date], feature_hash: str) -> Path:
+def train_set_path(
+    settings: Settings, dates: Iterable[dt.date], feature_hash: str, labels: str
+) -> Path:
     unique = sorted(set(dates))
     if not unique:
         raise ValueError("a training set needs at least one date")
-    name = f"{unique[0]}-{unique[-1]}-{dates_hash(unique)}-{feature_hash}.parquet"
+    name = f"{unique[0]}-{unique[-1]}-{train_hash(unique, labels)}-{feature_hash}.parquet"
     return settings.train_dir / name
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 from scoring.errors import ConfigError
 
 ENVIRONMENTS = ("dev", "staging", "production")
+# What a run does when a raw day fails its checks (scoring.data.checks):
+# fail: stop with the day and the check named; wait: poll for the day (bounded) and then
+# fail; skip: treat the day as one without activity and record the gap.
+RAW_DAY_POLICIES = ("fail", "wait", "skip")
 DEFAULT_FEATURES_CSV = Path(__file__).parent / "features" / "features.csv"
 
 
@@ -28,6 +32,26 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
 
 
@@ -55,6 +79,14 @@ class Settings:
     retrain_every: int = 7
     backfill_days: int = 7
     features_csv: Path = field(default=DEFAULT_FEATURES_CSV)
+    raw_day_policy: str = "fail"
+    raw_wait_seconds: float = 3600.0
+    raw_poll_seconds: float = 60.0
+    # A day whose event count is below min_ratio or above max_ratio times the median of
+    # the `volume_trailing_days` delivered days before it is anomalous.
+    volume_min_ratio: float = 0.5
+    volume_max_ratio: float = 3.0
+    volume_trailing_days: int = 14
 
     # --- dates -------------------------------------------------------------
     @property
@@ -98,8 +130,9 @@ class Settings:
         return self.raw_dir / "conversions"
 
     @property
-    def users_path(self) -> Path:
-        return self.raw_dir / "users.parquet"
+    def raw_users_dir(self) -> Path:
+        """Daily snapshots of the user attributes, as of the end of each day."""
+        return self.raw_dir / "users"
 
     @property
     def interim_dir(self) -> Path:
@@ -145,6 +178,7 @@ class Settings:
         return [
             self.raw_events_dir,
             self.raw_conversions_dir,
+            self.raw_users_dir,
             self.daily_partials_dir,
             self.window_state_dir,
             self.external_dir,
@@ -179,4 +213,10 @@ def get_settings() -> Settings:
         retrain_every=_env_int("SCORING_RETRAIN_EVERY", 7, minimum=1),
         backfill_days=_env_int("SCORING_BACKFILL_DAYS", 7, minimum=0),
         features_csv=Path(features_raw) if features_raw else DEFAULT_FEATURES_CSV,
+        raw_day_policy=_env_choice("SCORING_RAW_DAY_POLICY", "fail", RAW_DAY_POLICIES),
+        raw_wait_seconds=_env_float("SCORING_RAW_WAIT_SECONDS", 3600.0),
+        raw_poll_seconds=_env_float("SCORING_RAW_POLL_SECONDS", 60.0, minimum=0.01),
+        volume_min_ratio=_env_float("SCORING_VOLUME_MIN_RATIO", 0.5),
+        volume_max_ratio=_env_float("SCORING_VOLUME_MAX_RATIO", 3.0),
+        volume_trailing_days=_env_int("SCORING_VOLUME_TRAILING_DAYS", 14, minimum=1),
     )

@@ -20,7 +20,7 @@ import luigi
 import pyarrow.parquet as pq
 
 from scoring import backtest, naming, pipeline
-from scoring.data.dataset import GeneratorConfig, generate
+from scoring.data.synthetic import GeneratorConfig, generate
 from scoring.features.spec import load_spec
 from scoring.settings import get_settings
 
@@ -67,7 +67,7 @@ def run_pipeline(local_scheduler: bool) -> list[str]:
     spec = load_spec(settings)
     end = settings.latest_labelled_date(settings.today)
     tasks = [
-        DailyBackfill(until=settings.today.isoformat(), days_back=settings.backfill_days),
+        DailyBackfill(date=settings.today, days_back=settings.backfill_days),
         Backtest(end=end, count=2, step=3, model_types=("hgb", "activity")),
     ]
     options = {"local_scheduler": True} if local_scheduler else {}
@@ -83,7 +83,8 @@ def run_pipeline(local_scheduler: bool) -> list[str]:
         _check(scores.num_rows > 0, "no users scored")
         targets = scores["target"].to_numpy()
         _check(bool(((targets >= 0) & (targets <= 1)).all()), "scores outside [0, 1]")
-        report = backtest.report_path(settings, spec, backtest.backtest_dates(settings, end, 2, 3))
+        dates = backtest.backtest_dates(settings, end, 2, 3)
+        report = backtest.report_path(settings, spec, dates, ["hgb", "activity"])
         _check(report.exists(), f"missing backtest report {report}")
         figures = list(settings.figures_dir.glob("*.png"))
         _check(len(figures) >= 5, f"expected 5 figures, found {len(figures)}")

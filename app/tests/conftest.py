@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from scoring.data.dataset import GeneratorConfig, generate
+from scoring.data.synthetic import GeneratorConfig, generate
 from scoring.settings import get_settings
 from scoring.smoke import environment
 
@@ -45,3 +45,18 @@ def data_root(pristine_root: Path, tmp_path: Path, monkeypatch) -> Path:
         monkeypatch.setenv(key, value)
     get_settings().ensure_dirs()
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def luigi_logs_to_this_tests_stderr():
+    """luigi sets up its log handler once per process, on the stderr of that moment; under
+    pytest that is the first test's captured stream. Set it up anew for every test."""
+    import logging  # noqa: PLC0415
+
+    from luigi.setup_logging import InterfaceLogging  # noqa: PLC0415
+
+    yield
+    logger = logging.getLogger("luigi-interface")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    InterfaceLogging._configured = False

@@ -1,8 +1,8 @@
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scoring.data.dataset import GeneratorConfig, generate
 from scoring.data.schema import EVENT_TYPES
+from scoring.data.synthetic import GeneratorConfig, generate
 from scoring.settings import get_settings
 from scoring.smoke import environment
 
@@ -22,7 +22,7 @@ def _files(raw):
 def test_same_seed_gives_identical_data(tmp_path):
     first, second = _generate(tmp_path / "a"), _generate(tmp_path / "b")
     assert _files(first) == _files(second)
-    assert len(_files(first)) == 1 + 2 * CONFIG.days
+    assert len(_files(first)) == 3 * CONFIG.days  # events, conversions, users per day
     for name in _files(first):
         assert pq.read_table(first / name).equals(pq.read_table(second / name)), name
 

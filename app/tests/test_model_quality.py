@@ -4,7 +4,7 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from scoring.data.dataset import GeneratorConfig, generate
+from scoring.data.synthetic import GeneratorConfig, generate
 from scoring.features import build
 from scoring.features.spec import load_spec
 from scoring.models import train_model

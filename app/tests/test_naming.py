@@ -26,14 +26,14 @@ def test_paths_follow_the_convention(tmp_path, monkeypatch):
     monkeypatch.setenv("SCORING_DATA_ROOT", str(tmp_path))
     settings = get_settings()
     dates = [D(2026, 3, 2), D(2026, 3, 1)]
-    dh = naming.dates_hash(dates)
-    assert naming.train_set_path(settings, dates, "f00d") == (
+    dh = naming.train_hash(dates, "1abe1")
+    assert naming.train_set_path(settings, dates, "f00d", "1abe1") == (
         tmp_path / f"data/processed/train/2026-03-01-2026-03-02-{dh}-f00d.parquet"
     )
     assert naming.test_set_path(settings, D(2026, 3, 4), "f00d") == (
         tmp_path / "data/processed/test/2026-03-04-f00d.parquet"
     )
-    model = naming.model_id("hgb", {"lr": 0.1, "it": 50}, dates, "f00d")
+    model = naming.model_id("hgb", {"lr": 0.1, "it": 50}, dh, "f00d")
     assert model == f"hgb-it50_lr0.1-{dh}-f00d"
     assert naming.model_path(settings, model) == tmp_path / "models" / model
     assert naming.predictions_path(settings, model, D(2026, 3, 4)) == (

@@ -43,7 +43,8 @@ def test_daily_run_fails_when_raw_data_is_late(data_root, capsys):
     late = settings.today + dt.timedelta(days=5)
     code = cli.main(["daily", "--local-scheduler", "--until", late.isoformat(), "--days-back", "0"])
     assert code != 0
-    assert "RawEvents" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"raw day {late - dt.timedelta(days=5)} failed the 'late' check" in err
 
 
 def test_backtest_writes_report_and_figures(data_root, capsys):

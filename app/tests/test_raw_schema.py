@@ -80,10 +80,11 @@ def test_cli_reports_a_bad_file_without_traceback_and_writes_nothing(data_root, 
     assert not [p for p in settings.data_root.rglob("*") if ".tmp-" in p.name]
 
 
-def test_missing_users_file_is_a_clear_error(data_root):
+def test_missing_users_snapshot_is_a_clear_error(data_root):
     settings = get_settings()
-    settings.users_path.unlink()
-    with pytest.raises(RawDataError, match=r"users\.parquet: file not found"):
+    cutoff = dt.date(2026, 1, 24)
+    naming.raw_users_path(settings, cutoff).unlink()
+    with pytest.raises(RawDataError, match=r"users/2026-01-24\.parquet: the user snapshot"):
         build.build_features(settings, _spec(settings), dt.date(2026, 1, 25), progress=False)
 
 

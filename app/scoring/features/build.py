@@ -20,8 +20,8 @@ from dask import delayed
 
 from scoring import atomic, naming
 from scoring.compute import run_tasks
-from scoring.data import dataset
-from scoring.errors import MissingInputError
+from scoring.data import checks, dataset
+from scoring.errors import MissingInputError, RawDataError
 from scoring.features.daily import daily_partial, day_number
 from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
 from scoring.features.window import aggregate_chunk, combine_states, slide_state
@@ -51,27 +51,54 @@ def _raw_events_path_checked(settings: Settings, day: dt.date, date: dt.date) ->
 # --- daily partials ------------------------------------------------------------------
 
 
-def write_daily_partial(raw_path: Path, day: dt.date, target: Path) -> Path:
-    partial = daily_partial(dataset.read_events(raw_path, day), day)
-    atomic.write_parquet(partial, target, **atomic.FAST_PARQUET)
+def _no_events() -> pa.Table:
+    return pa.table(
+        {
+            "user_id": pa.array([], pa.int64()),
+            "timestamp": pa.array([], pa.timestamp("us")),
+            "event_code": pa.array([], pa.int8()),
+        }
+    )
+
+
+def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) -> Path:
+    """Check the raw day, reduce it to its partial and record the raw file's fingerprint.
+
+    A day that the skip policy dropped (not arrived, or failed a check) gets an empty
+    partial; its gap is recorded by the checks.
+    """
+    raw = naming.raw_events_path(settings, day)
+    stamp = checks.fingerprint(raw) if arrived else checks.ABSENT
+    events = checks.checked_events(settings, day) if arrived else None
+    partial = daily_partial(_no_events() if events is None else events, day)
+    target = naming.daily_partial_path(settings, day)
+    atomic.write_parquet(checks.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET)
     return target
 
 
 def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: bool = True) -> None:
-    """Compute the partial of every day that does not have one yet (one Dask task each)."""
-    missing = [d for d in days if not naming.daily_partial_path(settings, d).exists()]
-    for day in missing:  # fail before starting any work
-        if not naming.raw_events_path(settings, day).exists():
-            raise MissingInputError(
-                f"{naming.raw_events_path(settings, day)}: raw events for {day} are missing"
-            )
-    tasks = [
-        delayed(write_daily_partial)(
-            naming.raw_events_path(settings, day), day, naming.daily_partial_path(settings, day)
-        )
-        for day in missing
-    ]
-    run_tasks(settings, tasks, "daily partials", progress)
+    """Build the partial of every day that has none, all of them at once in Dask tasks.
+
+    Before any work: a partial built from other content than the raw file has now fails
+    the run ('changed'), and a missing or late day is handled by the raw-day policy.
+    """
+    todo = [d for d in days if not checks.partial_is_current(settings, d)]
+    for day in todo:
+        checks.check_not_changed(settings, day)
+    arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
+    tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
+    # Every task finishes (none is left writing) before the first bad day is reported.
+    failures = [error for error in run_tasks(settings, tasks, "daily partials", progress) if error]
+    if failures:
+        raise failures[0]
+
+
+def _write_or_report(settings: Settings, day: dt.date, arrived: bool) -> RawDataError | None:
+    try:
+        write_daily_partial(settings, day, arrived)
+    except RawDataError as error:
+        return error
+    return None
 
 
 def read_partial(settings: Settings, day: dt.date) -> pa.Table:
@@ -195,7 +222,8 @@ def build_features(
     progress: bool = True,
 ) -> pa.Table:
     state = window_state(settings, spec, date, mode, progress)
-    users = dataset.read_users(settings)
+    # User attributes as of the cutoff: the snapshot of that day, never a later one.
+    users = dataset.read_users(settings, settings.feature_cutoff(date))
     return features_from_state(state, users, spec, date, settings.feature_cutoff(date))
 
 

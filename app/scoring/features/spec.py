@@ -27,6 +27,10 @@ from scoring.errors import ConfigError
 from scoring.naming import short_hash
 from scoring.settings import Settings
 
+# Names the rules that turn raw data into feature values (window ending at the cutoff, user
+# attributes from the snapshot of the cutoff day). Changing how any feature is computed
+# means a new value here, so no output computed under the old rules is reused.
+FEATURE_RULES = "window-to-cutoff+users-as-of-cutoff-v2"
 KINDS = ("event_count", "active_days", "days_since_last_event", "account_age_days", "is_premium")
 ALL_EVENTS = "all"
 LAST_DAY = "last_day"
@@ -52,6 +56,7 @@ def active_column(window: int) -> str:
 class FeatureSpec:
     features: tuple[Feature, ...]
     aggregation_window: int
+    data_delay: int = 1
 
     @property
     def names(self) -> list[str]:
@@ -60,11 +65,14 @@ class FeatureSpec:
     @cached_property
     def hash(self) -> str:
         # Descriptions are left out on purpose: rewording them must not invalidate data.
-        # The aggregation window is part of the content: it sets who is scored at all.
+        # The aggregation window sets who is scored at all, the data delay where the
+        # window of a date ends, the rules how values are computed.
         return short_hash(
             {
                 "features": [[f.name, f.kind, f.event_type, f.window] for f in self.features],
                 "aggregation_window": self.aggregation_window,
+                "data_delay": self.data_delay,
+                "rules": FEATURE_RULES,
             }
         )
 
@@ -138,4 +146,8 @@ def load_spec(settings: Settings) -> FeatureSpec:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{path}: duplicate feature names {duplicates}")
-    return FeatureSpec(features=features, aggregation_window=settings.aggregation_window)
+    return FeatureSpec(
+        features=features,
+        aggregation_window=settings.aggregation_window,
+        data_delay=settings.data_delay,
+    )

@@ -5,8 +5,11 @@
   a one-feature logistic regression on log(1 + recent events), so it still outputs a
   probability.
 
-A saved model is one pickle file named by `naming.model_id` that carries everything needed
-to score: the estimator, the feature names it expects and where it came from.
+Each model is one scikit-learn `Pipeline`: the preprocessing (choosing the model's columns
+from a feature table, and for the baseline the log transform) followed by the estimator, so
+training and scoring cannot drift apart. A saved model is one pickle file named by
+`naming.model_id` that carries everything needed to score: the pipeline, the feature names it
+expects and where it came from.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from scoring import atomic
 from scoring.errors import ConfigError, MissingInputError
-from scoring.naming import model_id
+from scoring.naming import model_id, train_hash
 
 MODEL_PARAMS: dict[str, dict[str, object]] = {
     "hgb": {"it": 200, "lr": 0.05, "leaf": 15, "l2": 1.0},
@@ -43,20 +49,19 @@ class TrainedModel:
     estimator: Any
     train_rows: int
     train_positives: int
+    label_hash: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def identifier(self) -> str:
-        return model_id(self.model_type, self.params, self.train_dates, self.feature_hash)
+        train_set = train_hash(self.train_dates, self.label_hash)
+        return model_id(self.model_type, self.params, train_set, self.feature_hash)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         missing = [name for name in self.feature_names if name not in features.columns]
         if missing:
             raise MissingInputError(f"feature table lacks columns the model needs: {missing}")
-        matrix = features[self.feature_names].to_numpy(dtype=np.float64)
-        if self.model_type == "activity":
-            matrix = np.log1p(matrix)
-        return self.estimator.predict_proba(matrix)[:, 1]
+        return self.estimator.predict_proba(features)[:, 1]
 
 
 def model_params(model_type: str) -> dict[str, object]:
@@ -65,6 +70,21 @@ def model_params(model_type: str) -> dict[str, object]:
             f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_PARAMS)}"
         )
     return dict(MODEL_PARAMS[model_type])
+
+
+def _to_float(matrix):
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def build_pipeline(model_type: str, params: dict[str, object], columns: list[str]) -> Pipeline:
+    """Preprocessing and estimator as one scikit-learn Pipeline over a feature DataFrame."""
+    transform = np.log1p if model_type == "activity" else _to_float
+    prepare = ColumnTransformer(
+        [("features", FunctionTransformer(transform, feature_names_out="one-to-one"), columns)],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("prepare", prepare), ("model", _estimator(model_type, params))])
 
 
 def _estimator(model_type: str, params: dict[str, object]):
@@ -85,6 +105,7 @@ def train(
     model_type: str,
     feature_names: list[str],
     feature_hash: str,
+    labels: str = "",
 ) -> TrainedModel:
     params = model_params(model_type)
     if model_type == "activity":
@@ -99,10 +120,8 @@ def train(
         raise MissingInputError(
             "the training set has only one class; train on more dates or more users"
         )
-    matrix = train_set[used].to_numpy(dtype=np.float64)
-    if model_type == "activity":
-        matrix = np.log1p(matrix)
-    estimator = _estimator(model_type, params).fit(matrix, target)
+    frame = train_set[used].astype(np.float64)
+    estimator = build_pipeline(model_type, params, used).fit(frame, target)
     dates = sorted({d.date() if hasattr(d, "date") else d for d in train_set["date"]})
     return TrainedModel(
         model_type=model_type,
@@ -113,6 +132,7 @@ def train(
         estimator=estimator,
         train_rows=len(train_set),
         train_positives=int(target.sum()),
+        label_hash=labels,
     )
 
 

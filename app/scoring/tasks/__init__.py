@@ -8,7 +8,7 @@ Entry points for schedulers: `DailyBackfill` (daily timer: today plus any missed
 
 from scoring.tasks.backtest import Backtest
 from scoring.tasks.data import (
-    DailyPartial,
+    DailyPartials,
     RawConversions,
     RawEvents,
     RawUsers,
@@ -21,7 +21,7 @@ from scoring.tasks.model import DailyBackfill, LivePredict, Predict, TrainModel
 __all__ = [
     "Backtest",
     "DailyBackfill",
-    "DailyPartial",
+    "DailyPartials",
     "LivePredict",
     "Predict",
     "RawConversions",

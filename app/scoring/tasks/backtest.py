@@ -30,7 +30,9 @@ class Backtest(ScoringTask):
         return predictions + [RawConversions(day=day) for day in sorted(days)]
 
     def output(self):
-        return luigi.LocalTarget(backtest.report_path(self.settings, self.spec, self.dates()))
+        return luigi.LocalTarget(
+            backtest.report_path(self.settings, self.spec, self.dates(), list(self.model_types))
+        )
 
     def run(self):
         backtest.write_backtest(self.settings, self.spec, self.dates(), list(self.model_types))

@@ -7,47 +7,65 @@ import datetime as dt
 import luigi
 
 from scoring import naming, pipeline
-from scoring.data.dataset import label_days
+from scoring.data import checks
+from scoring.data.dataset import days_between, label_days
 from scoring.features import build
-from scoring.settings import get_settings
-from scoring.tasks.base import ScoringTask
+from scoring.tasks.base import Configured, ScoringTask
 
 
-class RawEvents(luigi.ExternalTask):
+class RawEvents(Configured):
     """A day of raw events delivered by the upstream export."""
 
     day: dt.date = luigi.DateParameter()
+    run = None  # external: delivered, never produced here
 
     def output(self):
-        return luigi.LocalTarget(naming.raw_events_path(get_settings(), self.day))
+        return luigi.LocalTarget(naming.raw_events_path(self.settings, self.day))
 
 
-class RawConversions(luigi.ExternalTask):
+class RawConversions(Configured):
     day: dt.date = luigi.DateParameter()
+    run = None
 
     def output(self):
-        return luigi.LocalTarget(naming.raw_conversions_path(get_settings(), self.day))
+        return luigi.LocalTarget(naming.raw_conversions_path(self.settings, self.day))
 
 
-class RawUsers(luigi.ExternalTask):
-    def output(self):
-        return luigi.LocalTarget(get_settings().users_path)
-
-
-class DailyPartial(ScoringTask):
-    """Per-user counts of one raw day: the only step that reads raw events in daily runs."""
+class RawUsers(Configured):
+    """The snapshot of the user attributes as of the end of `day`."""
 
     day: dt.date = luigi.DateParameter()
-
-    def requires(self):
-        return RawEvents(day=self.day)
+    run = None
 
     def output(self):
-        return luigi.LocalTarget(naming.daily_partial_path(self.settings, self.day))
+        return luigi.LocalTarget(naming.raw_users_path(self.settings, self.day))
+
+
+class DailyPartials(Configured):
+    """Per-user counts of the raw days `first` to `last`, each day checked before use.
+
+    Complete when every day has a partial built from the raw file as it is now (same
+    fingerprint). Missing days are built together, one Dask task per day. A raw day is
+    checked in `run`, never as an external requirement, so a missing, late or bad day
+    fails with the day and the check named (or is waited for or skipped, as
+    SCORING_RAW_DAY_POLICY says).
+    """
+
+    first: dt.date = luigi.DateParameter()
+    last: dt.date = luigi.DateParameter()
+
+    def days(self) -> list[dt.date]:
+        return list(days_between(self.first, self.last))
+
+    def output(self):
+        return [luigi.LocalTarget(naming.daily_partial_path(self.settings, d)) for d in self.days()]
+
+    def complete(self) -> bool:
+        settings = self.settings
+        return all(checks.partial_is_current(settings, d) for d in self.days())
 
     def run(self):
-        raw = naming.raw_events_path(self.settings, self.day)
-        build.write_daily_partial(raw, self.day, naming.daily_partial_path(self.settings, self.day))
+        build.ensure_daily_partials(self.settings, self.days())
 
 
 class WindowState(ScoringTask):
@@ -56,7 +74,8 @@ class WindowState(ScoringTask):
     date: dt.date = luigi.DateParameter()
 
     def requires(self):
-        return [DailyPartial(day=day) for day in build.window_days(self.settings, self.date)]
+        days = build.window_days(self.settings, self.date)
+        return DailyPartials(first=days[0], last=days[-1])
 
     def output(self):
         path = naming.window_state_path(self.settings, self.date, self.spec.hash)
@@ -72,7 +91,8 @@ class TestSet(ScoringTask):
     date: dt.date = luigi.DateParameter()
 
     def requires(self):
-        return [WindowState(date=self.date), RawUsers()]
+        cutoff = self.settings.feature_cutoff(self.date)
+        return [WindowState(date=self.date), RawUsers(day=cutoff)]
 
     def output(self):
         return luigi.LocalTarget(naming.test_set_path(self.settings, self.date, self.spec.hash))
@@ -95,8 +115,7 @@ class TrainSet(ScoringTask):
         return tests + [RawConversions(day=day) for day in sorted(label_inputs)]
 
     def output(self):
-        path = naming.train_set_path(self.settings, self.dates(), self.spec.hash)
-        return luigi.LocalTarget(path)
+        return luigi.LocalTarget(pipeline.train_set_path(self.settings, self.spec, self.dates()))
 
     def run(self):
         pipeline.write_train_set(self.settings, self.spec, self.dates())

@@ -5,15 +5,33 @@ from __future__ import annotations
 import datetime as dt
 
 import luigi
+from luigi.tools.range import RangeDailyBase
 
 from scoring import naming, pipeline
-from scoring.settings import get_settings, parse_date
-from scoring.tasks.base import ScoringTask
-from scoring.tasks.data import TestSet, TrainSet
+from scoring.features import build
+from scoring.settings import get_settings
+from scoring.tasks.base import Configured, ScoringTask
+from scoring.tasks.data import DailyPartials, TestSet, TrainSet
+
+# Today's scores are what the business waits for: they run before any catch-up work.
+TODAY_PRIORITY = 100
+BACKFILL_PRIORITY = 10
 
 
-class TrainModel(ScoringTask):
-    model_type: str = luigi.Parameter()
+class ModelTask(ScoringTask):
+    """A task of one model type; left out, the type comes from SCORING_MODEL_TYPE."""
+
+    model_type: str = luigi.Parameter(default=None, positional=False)
+    configured = (*ScoringTask.configured, "model_type")
+
+    @classmethod
+    def resolve(cls, name, configuration):
+        if name == "model_type":
+            return get_settings().model_type
+        return super().resolve(name, configuration)
+
+
+class TrainModel(ModelTask):
     train_end: dt.date = luigi.DateParameter()
 
     def requires(self):
@@ -29,7 +47,7 @@ class TrainModel(ScoringTask):
         pipeline.write_model(self.settings, self.spec, self.model_type, self.train_end)
 
 
-class Predict(ScoringTask):
+class Predict(ModelTask):
     """Scores of every active user for `date`, by the model that was current on that date.
 
     That model is trained on dates whose labels were complete by `date` (see
@@ -37,11 +55,10 @@ class Predict(ScoringTask):
     """
 
     date: dt.date = luigi.DateParameter()
-    model_type: str = luigi.Parameter(default="")
 
     @property
-    def resolved_model_type(self) -> str:
-        return self.model_type or self.settings.model_type
+    def priority(self) -> int:
+        return TODAY_PRIORITY if self.date >= get_settings().today else BACKFILL_PRIORITY
 
     @property
     def train_end(self) -> dt.date:
@@ -50,47 +67,104 @@ class Predict(ScoringTask):
     def requires(self):
         return [
             TestSet(date=self.date),
-            TrainModel(model_type=self.resolved_model_type, train_end=self.train_end),
+            TrainModel(model_type=self.model_type, train_end=self.train_end),
         ]
 
     def output(self):
         identifier = pipeline.model_identifier(
-            self.settings, self.spec, self.resolved_model_type, self.train_end
+            self.settings, self.spec, self.model_type, self.train_end
         )
         return luigi.LocalTarget(naming.predictions_path(self.settings, identifier, self.date))
 
     def run(self):
         pipeline.write_predictions(
-            self.settings, self.spec, self.resolved_model_type, self.train_end, self.date
+            self.settings, self.spec, self.model_type, self.train_end, self.date
         )
 
 
-class LivePredict(luigi.WrapperTask):
+class DatedTask(Configured, luigi.WrapperTask):
+    """A wrapper for one date: left out, the date is today, resolved when it is created,
+    so the task id changes from one day to the next."""
+
+    date: dt.date = luigi.DateParameter(default=None)
+    configured = (*Configured.configured, "date")
+
+    @classmethod
+    def resolve(cls, name, configuration):
+        if name == "date":
+            return get_settings().today
+        return super().resolve(name, configuration)
+
+
+class LivePredict(DatedTask):
     """Today's scores (today = SCORING_TODAY when set, else the system date)."""
 
     model_type: str = luigi.Parameter(default="")
 
     def requires(self):
-        return Predict(date=get_settings().today, model_type=self.model_type)
+        return Predict(date=self.date, model_type=self.model_type or None)
 
 
-class DailyBackfill(luigi.WrapperTask):
-    """Every day from `until - days_back` to `until` that has no predictions yet.
+class DailyBackfill(DatedTask):
+    """`date` and the `days_back` days before it that have no predictions yet.
 
     The daily timer runs this rather than LivePredict so that a day missed because of an
     outage or late data is caught up on the next run; finished days are simply complete.
+    luigi's RangeDailyBase finds the missing dates; today's Predict has the higher
+    priority, and the daily partials of the whole range are built in one Dask batch.
     """
 
-    # Empty means "today" / SCORING_BACKFILL_DAYS, resolved when the task is scheduled.
-    until: str | None = luigi.OptionalParameter(default=None)
-    days_back: int | None = luigi.OptionalIntParameter(default=None)
+    days_back: int = luigi.IntParameter(default=None)
     model_type: str = luigi.Parameter(default="")
+    configured = (*DatedTask.configured, "days_back")
+
+    @classmethod
+    def resolve(cls, name, configuration):
+        if name == "days_back":
+            return get_settings().backfill_days
+        return super().resolve(name, configuration)
+
+    @property
+    def first(self) -> dt.date:
+        return self.date - dt.timedelta(days=self.days_back)
 
     def dates(self) -> list[dt.date]:
-        settings = get_settings()
-        until = parse_date(self.until, "--until") if self.until else settings.today
-        days_back = settings.backfill_days if self.days_back is None else self.days_back
-        return [until - dt.timedelta(days=i) for i in range(days_back, -1, -1)]
+        return [self.first + dt.timedelta(days=i) for i in range(self.days_back + 1)]
 
     def requires(self):
-        return [Predict(date=d, model_type=self.model_type) for d in self.dates()]
+        settings = self.settings
+        # One batch for every raw day that any date of the range needs.
+        earliest = build.window_days(settings, self.first)[0]
+        latest = build.window_days(settings, self.date)[-1]
+        stop = self.date + dt.timedelta(days=1)
+        # The configuration goes in of_params too, so that the range task of staging and
+        # the one of production differ on a shared luigid.
+        predict = Predict(date=self.date, model_type=self.model_type or None)
+        of_params = {name: getattr(predict, name) for name in Predict.configured}
+        return [
+            RangeDailyBase(
+                of=Predict,
+                of_params=of_params,
+                start=self.first,
+                stop=stop,
+                days_back=self.days_back + 1,
+                days_forward=0,
+                # The range's clock is the pipeline's "today", not the wall clock.
+                now=_epoch(stop),
+                reverse=True,
+                param_name="date",
+            ),
+            BackfillPartials(first=earliest, last=latest),
+        ]
+
+
+class BackfillPartials(DailyPartials):
+    """The daily partials of a whole backfill in one Dask batch: after today's scores (which
+    need only their own window) and before the older dates, which then find them built."""
+
+    priority = (TODAY_PRIORITY + BACKFILL_PRIORITY) // 2
+
+
+def _epoch(day: dt.date) -> int:
+    """Seconds since the epoch of midnight UTC starting `day`."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
