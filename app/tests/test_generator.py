@@ -43,3 +43,16 @@ def test_events_look_like_portal_activity(tmp_path):
     assert per_user[:200].sum() > 0.4 * per_user.sum()
     conversions = pq.ParquetDataset(raw / "conversions").read()
     assert 0 < conversions.num_rows < 2000
+
+
+def test_regenerating_other_data_removes_outputs_of_the_old_data(tmp_path):
+    raw = _generate(tmp_path)
+    derived = tmp_path / "data" / "interim" / "daily" / "2026-06-02.parquet"
+    derived.parent.mkdir(parents=True, exist_ok=True)
+    derived.write_bytes(b"built from the first data")
+    _generate(tmp_path)  # the same data again: outputs stay valid
+    assert derived.exists()
+    _generate(tmp_path, GeneratorConfig(users=200, days=10, seed=6))
+    assert not derived.exists()
+    assert derived.parent.is_dir()  # directories (and their ownership) stay
+    assert len(_files(raw)) == 3 * CONFIG.days

@@ -19,15 +19,19 @@ the attribute matters and must be taken as of each date.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
 from scoring import atomic, naming
-from scoring.data import schema
+from scoring.data import checks, schema
 from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REGIONS = ("BE", "BY", "BW", "HE", "HH", "NI", "NW", "SN")
 # Share of each event type (in schema.EVENT_TYPES order) for browsing vs. hunting users.
@@ -175,10 +179,25 @@ class _Simulation:
         )
 
 
+def _derived_outputs(settings: Settings) -> list[Path]:
+    roots = [settings.interim_dir, settings.data_root / "data" / "processed", settings.models_dir]
+    return [p for root in roots for p in sorted(root.rglob("*")) if not p.is_dir()]
+
+
+def _write_raw(table: pa.Table, target: Path) -> bool:
+    """Write one raw file; whether it replaced a file of other content."""
+    before = checks.fingerprint(target)
+    atomic.write_parquet(table, target)
+    return before not in (checks.ABSENT, checks.fingerprint(target))
+
+
 def generate(config: GeneratorConfig, settings: Settings, progress: bool = True) -> int:
     """Write a complete synthetic raw dump; returns the number of events written.
 
-    Deterministic: the same config always writes byte-identical data.
+    Deterministic: the same config always writes byte-identical data. When it replaces raw
+    files of other content (another start or seed), every output built from the old data
+    is removed (files only: the directories and their ownership stay), since outputs of
+    the old content must not be mixed with the new.
     """
     rng = np.random.default_rng(config.seed)
     users = _make_users(config, rng)
@@ -186,10 +205,17 @@ def generate(config: GeneratorConfig, settings: Settings, progress: bool = True)
     simulation = _Simulation(config, users, rng)
     total = 0
     days = [config.start + dt.timedelta(days=i) for i in range(config.days)]
+    replaced = False
     for day in tqdm(days, desc="generating raw days", unit="day", disable=not progress):
         events, conversions, snapshot = simulation.step(day)
-        atomic.write_parquet(snapshot, naming.raw_users_path(settings, day))
-        atomic.write_parquet(events, naming.raw_events_path(settings, day))
-        atomic.write_parquet(conversions, naming.raw_conversions_path(settings, day))
+        replaced |= _write_raw(snapshot, naming.raw_users_path(settings, day))
+        replaced |= _write_raw(events, naming.raw_events_path(settings, day))
+        replaced |= _write_raw(conversions, naming.raw_conversions_path(settings, day))
         total += events.num_rows
+    if replaced:
+        stale = _derived_outputs(settings)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            log.warning("removed %d outputs built from the replaced raw data", len(stale))
     return total

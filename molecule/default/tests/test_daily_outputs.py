@@ -1,0 +1,42 @@
+"""The daily run on the master keeps the promise of its output names: a second run on the
+same day finds every output complete and recomputes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import luigid_tasks
+from test_stage_and_rollback import run_daily, today
+
+ROOT = "/srv/is24de"
+OUTPUTS = f"{ROOT}/data/interim {ROOT}/data/processed {ROOT}/models"
+
+
+def outputs(master) -> dict[str, str]:
+    """Every output file with its modification time, in nanoseconds."""
+    listing = master.check_output(f"find {OUTPUTS} -type f -printf '%p %T@\\n' | sort")
+    return dict(line.rsplit(" ", 1) for line in listing.splitlines())
+
+
+@pytest.fixture(scope="module")
+def first_run(master):
+    start = master.check_output("date -d '-129 days' +%F")
+    master.check_output(
+        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
+    )
+    day = today(master)
+    run, journal = run_daily(master)
+    assert run.rc == 0, journal
+    return day, outputs(master)
+
+
+def test_second_daily_run_on_the_same_day_recomputes_nothing(master, first_run):
+    day, before = first_run
+    assert any(path.endswith(f"-{day}.parquet") for path in before), sorted(before)
+    if today(master) != day:
+        pytest.skip("the day changed between the two runs")
+    run, journal = run_daily(master)
+    assert run.rc == 0, journal
+    assert outputs(master) == before
+    assert not [p for p in before if ".tmp-" in p]
+    backfills = [t for t in luigid_tasks(master, "DONE") if t.startswith("DailyBackfill")]
+    assert any(day.replace("-", "_") in t for t in backfills), backfills
