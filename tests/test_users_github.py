@@ -120,6 +120,7 @@ cat "$file"
             "".join(
                 f"{name}:x:{3000 + i}:{3000 + i}:{name} (GitHub):/home/{name}:/bin/bash\n"
                 for i, name in enumerate(sorted(set(members) | set(admins)))
+                if name != "daemon"
             )
         )
 
@@ -384,3 +385,11 @@ def test_checks_come_before_the_first_change():
     order = [task["ansible.builtin.import_tasks"] for task in tasks]
     assert order.index("github.yml") < order.index("fetch_keys.yml")
     assert order.index("fetch_keys.yml") < order.index("keys_pin.yml") < order.index("present.yml")
+
+
+def test_a_system_account_in_the_team_group_is_never_a_leaver(tmp_path, api, host, keys):
+    host(["alice", "bob", "daemon"], ["bob"])
+    api.set(org_state(keys, ["alice", "bob"]))
+    code, output, result = run_role(tmp_path, api, {"users_team": [BOB_ADMIN]})
+    assert code == 0, output
+    assert result["absent"] == [], "a system account would be locked out"

@@ -99,8 +99,8 @@ def scenario_restored(laptop, master):
     laptop.run("cp /root/keys/dave.pub /srv/keys/dave.keys")
     set_github(laptop, [])
     for name in ("dave", "erin", "frank"):
-        # 6: no such account (a check above failed before it was made).
-        assert master.run(f"userdel --remove {name}").rc in (0, 6)
+        # 6: no such account (a check failed before it was made); --force: even if still logged in.
+        assert master.run(f"userdel --force --remove {name}").rc in (0, 6)
     restore = run_users()
     assert restore.returncode == 0, output_of(restore)
 
