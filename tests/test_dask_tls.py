@@ -100,6 +100,8 @@ def applied(tmp_path_factory) -> Applied:
             "dask_tls_group": GROUP,
             "dask_tls_client_group": GROUP,
             "dask_tls_packages": [],
+            # What a vaulted passphrase gives the role (test-only value).
+            "dask_tls_ca_passphrase": "test-only CA passphrase",
         },
     )
     first = _run("-i", "localhost,", str(playbook))
@@ -134,6 +136,14 @@ def test_keys_are_private_and_the_ca_key_stays_on_the_controller(applied):
     assert mode(host_key) == 0o640
     assert grp.getgrgid(host_key.stat().st_gid).gr_name == GROUP
     assert applied.config["distributed"]["comm"]["require-encryption"] is True
+
+
+def test_the_ca_key_is_encrypted_with_the_passphrase(applied):
+    key = (applied.ca_dir / "ca.key").read_bytes()
+    with pytest.raises(TypeError, match="encrypted"):
+        serialization.load_pem_private_key(key, password=None)
+    serialization.load_pem_private_key(key, password=b"test-only CA passphrase")
+    assert "test-only CA passphrase" not in applied.first.stdout + applied.second.stdout
 
 
 def _usages(certificate: x509.Certificate) -> list:
