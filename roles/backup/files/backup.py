@@ -309,8 +309,9 @@ def capture_luigid(config: Config, target: Path) -> None:
             raise BackupError(f"could not stop luigid for its state: {stopped.stderr.strip()}")
     try:
         for name in config.luigid["files"]:
-            if (source / name).is_file():
-                shutil.copy2(source / name, target / name)
+            # The volume is the container's to write: a symlink there is never followed.
+            if (source / name).is_file() and not (source / name).is_symlink():
+                shutil.copy2(source / name, target / name, follow_symlinks=False)
     finally:
         if running:
             again = docker("start", container)
@@ -550,19 +551,21 @@ def excluded(path: str, patterns: list[str]) -> bool:
 
 
 def newer_files(config: Config, since: float) -> list[str]:
-    """Regular files under the data paths modified after `since`, symlinks not followed."""
+    """Regular files and symlinks under the data paths modified after `since`, unfollowed."""
     found: list[str] = []
     for root in config.newer_check_paths:
         for directory, dirs, files in os.walk(root, followlinks=False):
             dirs[:] = [d for d in dirs if not excluded(f"{directory}/{d}", config.excludes)]
-            for name in files:
+            for name in files + [d for d in dirs if Path(directory, d).is_symlink()]:
                 path = f"{directory}/{name}"
                 try:
                     info = os.lstat(path)
                 except OSError:
                     continue
+                # Regular files and symlinks: a symlink planted after the snapshot would
+                # otherwise steer the restore.
                 if (
-                    (info.st_mode & 0o170000) == 0o100000
+                    (info.st_mode & 0o170000) in (0o100000, 0o120000)
                     and info.st_mtime > since + 1
                     and not excluded(path, config.excludes)
                 ):
@@ -636,8 +639,10 @@ def put_state_back(config: Config) -> None:
         owner = state_dir.stat()
         for name in config.luigid["files"]:
             if (captured / name).is_file():
-                shutil.copy2(captured / name, state_dir / name)
-                os.chown(state_dir / name, owner.st_uid, owner.st_gid)
+                # Whatever is at the destination (a symlink, say) goes first, unfollowed.
+                (state_dir / name).unlink(missing_ok=True)
+                shutil.copy2(captured / name, state_dir / name, follow_symlinks=False)
+                os.lchown(state_dir / name, owner.st_uid, owner.st_gid)
         log(f"luigid's state restored into {state_dir}")
     database = Path(config.hub["database"])
     copy = config.capture_dir / "jupyterhub" / database.name
