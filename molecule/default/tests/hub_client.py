@@ -8,6 +8,7 @@ Runs on the laptop (python3-requests, python3-websocket), against the hub as for
     hub_client.py --hub http://127.0.0.1:18000 login alice PASSWORD [--save-cookies FILE]
     hub_client.py --hub ... whoami --cookies FILE
     hub_client.py --hub ... run alice PASSWORD CODE [--stop]
+    hub_client.py --hub ... get alice PASSWORD PATH... [--stop]   (JSON of each server path)
 """
 
 from __future__ import annotations
@@ -90,6 +91,23 @@ class Hub:
                 raise HubError(f"the server stopped while starting: {json.dumps(model)[:500]}")
             time.sleep(1)
         raise HubError(f"the server was not ready within {within:.0f} s")
+
+    def get_paths(self, server_url: str, paths: list[str]) -> dict[str, dict]:
+        """GET each path of the member's server; its status and its JSON (or text) answer."""
+        headers = {"Authorization": f"token {self.token}"}
+        answers = {}
+        for path in paths:
+            reply = self.session.get(
+                self.url(f"{server_url}{path.lstrip('/')}"),
+                headers=headers,
+                timeout=REQUEST_TIMEOUT,
+            )
+            try:
+                body = reply.json()
+            except ValueError:
+                body = reply.text[:200_000]
+            answers[path] = {"status": reply.status_code, "body": body}
+        return answers
 
     def stop_server(self, username: str) -> None:
         self.api("DELETE", f"/users/{username}/server")
@@ -181,7 +199,7 @@ def _logged_in(reply: requests.Response) -> bool:
     return reply.status_code == 302 and "/hub/login" not in location
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hub", default="http://127.0.0.1:8000", help="the hub's URL")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +216,32 @@ def main() -> int:
     run.add_argument("--spawn-timeout", type=float, default=180)
     run.add_argument("--run-timeout", type=float, default=120)
     run.add_argument("--stop", action="store_true", help="stop the server afterwards")
-    args = parser.parse_args()
+    get = commands.add_parser("get", help="log in, start the server, GET paths of it")
+    get.add_argument("username")
+    get.add_argument("password")
+    get.add_argument("paths", nargs="+", help="paths relative to the server, e.g. api/status")
+    get.add_argument("--spawn-timeout", type=float, default=180)
+    get.add_argument("--stop", action="store_true", help="stop the server afterwards")
+    return parser
+
+
+def _on_server(hub: Hub, args: argparse.Namespace) -> None:
+    """Start the member's server, then run the code or GET the paths."""
+    hub.request_token(args.username)
+    server_url = hub.start_server(args.username, args.spawn_timeout)
+    print(f"server ready at {server_url}")
+    try:
+        if args.command == "get":
+            print(json.dumps(hub.get_paths(server_url, args.paths)))
+        else:
+            print(hub.run_code(server_url, args.code, args.run_timeout), end="")
+    finally:
+        if args.stop:
+            hub.stop_server(args.username)
+
+
+def main() -> int:
+    args = _parser().parse_args()
     hub = Hub(args.hub)
 
     try:
@@ -226,14 +269,7 @@ def main() -> int:
                 Path(args.save_cookies).write_text(json.dumps(cookies))
             return 0
 
-        hub.request_token(args.username)
-        server_url = hub.start_server(args.username, args.spawn_timeout)
-        print(f"server ready at {server_url}")
-        try:
-            print(hub.run_code(server_url, args.code, args.run_timeout), end="")
-        finally:
-            if args.stop:
-                hub.stop_server(args.username)
+        _on_server(hub, args)
         return 0
     except (HubError, requests.RequestException, websocket.WebSocketException, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

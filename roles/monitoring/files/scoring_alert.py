@@ -211,6 +211,8 @@ def error_line(lines: list[str]) -> str:
 
 
 def unit_failure(config: dict, unit: str) -> tuple[Finding, float]:
+    # The run's last lines may still be on their way to the journal.
+    run(["journalctl", "--sync"])
     props = unit_properties(
         unit, "Result", "InvocationID", "ExecMainStatus", "ExecMainExitTimestamp", "ActiveState"
     )
