@@ -496,6 +496,7 @@ PAIRS = {
     "incremental": ("slide_ours", "slide_duckdb"),
 }
 JOB_STEPS = ["partial", "slide", "test_set", "predict"]
+PARTS = [*PAIRS, "daily job"]
 
 
 # --- orchestration -------------------------------------------------------------------------
@@ -579,18 +580,22 @@ def bench_size(args, events: int) -> dict:
     (root / "request.json").write_text(json.dumps([events, args.users]))
     window_events = _measure("prepare", root)["events"]
     runs: dict[str, list[dict]] = {}
-    order = [run for pair in PAIRS.values() for run in pair]
-    order += [f"job_{step}_{who}" for who in ("ours", "duckdb") for step in JOB_STEPS]
+    order = [run for label, pair in PAIRS.items() if label in args.parts for run in pair]
+    if "daily job" in args.parts:
+        order += [f"job_{step}_{who}" for who in ("ours", "duckdb") for step in JOB_STEPS]
     for round_ in range(args.repeat):
         # Ours and the peer alternate within each round, so background load hits both.
         for run in order:
             runs.setdefault(run, []).append(_measure(run, root))
         print(f"  round {round_ + 1} of {args.repeat} done", flush=True)
-    checked = _measure("compare", root)["checked"]
     best = {run: _best(results) for run, results in runs.items()}
     print(f"\n{window_events:,} events in the {WINDOW}-day window, {args.users:,} users")
     for label, (ours, peer) in PAIRS.items():
-        print(_line(label, best[ours], best[peer]))
+        if label in args.parts:
+            print(_line(label, best[ours], best[peer]))
+    if args.parts != PARTS:
+        return {"events": window_events, "users": args.users, "runs": best}
+    checked = _measure("compare", root)["checked"]
     users = best["job_predict_ours"]["rows"]
     totals = {}
     for who in ("ours", "duckdb"):
@@ -637,6 +642,13 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "scoring-bench"
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best run counts")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        help="what to time (the whole-table comparison needs all three)",
+    )
     parser.add_argument("--backfill", action="store_true", help="also time a 90-date backfill")
     parser.add_argument("--backfill-events", type=int, default=10_000_000)
     parser.add_argument("--json", type=Path, help="also write all results to this file")

@@ -2,9 +2,10 @@
 
 Three ways lead to the same state for a cutoff day (tests compare them):
 
-- `aggregate_chunk` + `combine_states`: any group of partials is masked per window with
-  Arrow compute kernels and reduced per user with sorted segment sums; the per-group
-  results are reduced the same way. Dask runs one task per group of days.
+- `aggregate_chunk` + `combine_states`: each group of partials is added day by day into
+  numpy columns indexed by user id (one slot per id in the group's id range; sparse ids
+  fall back to sorted segment sums), and the per-group results are added column by
+  column. Dask runs one task per group of days.
 - `slide_state`: yesterday's state plus the new day minus the days that leave each window.
   All state columns are sums or a maximum over days that never leaves the window while the
   user stays in the population, so this is exact.
@@ -13,6 +14,7 @@ Three ways lead to the same state for a cutoff day (tests compare them):
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -59,15 +61,138 @@ def _reduce(table: pa.Table, spec: FeatureSpec) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def aggregate_chunk(partials: list[pa.Table], cutoff: dt.date, spec: FeatureSpec) -> pa.Table:
-    """Reduce some daily partials (all on or before `cutoff`) to a partial window state."""
-    if not partials:
-        return state_schema(spec).empty_table()
-    table = pa.concat_tables(partials)
+# Dense accumulation (one slot per id between the smallest and the largest) is used while
+# that range stays within this many slots per input row, or below DENSE_MIN_SLOTS; sparse
+# ids fall back to the sort-based _reduce.
+DENSE_SLOTS_PER_ROW = 4
+DENSE_MIN_SLOTS = 1 << 21
+
+
+def _dense_fits(first_id: int, last_id: int, rows: int) -> bool:
+    return last_id - first_id + 1 <= max(DENSE_SLOTS_PER_ROW * rows, DENSE_MIN_SLOTS)
+
+
+def _strictly_increasing(ids: np.ndarray) -> bool:
+    return ids.size < 2 or bool((ids[1:] > ids[:-1]).all())
+
+
+_scratch = threading.local()
+
+
+def _zeroed_block(rows: int, size: int) -> np.ndarray:
+    """A zeroed int32 (rows, size) block of this thread, reused from call to call.
+
+    Fresh memory costs a page fault per page on first touch; a block kept per thread is
+    warm from the second chunk on. The next call in the same thread overwrites it.
+    """
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < rows * size:
+        buffer = _scratch.buffer = np.zeros(rows * size, np.int32)
+    block = buffer[: rows * size].reshape(rows, size)
+    block.fill(0)
+    return block
+
+
+class _DenseState:
+    """State columns as numpy arrays indexed by `user_id - first_id`, for ids in a range.
+
+    Rows are collected with `add_day` / `add_state` and added into the columns by
+    `table`. The arrays live in this thread's scratch block; the tables returned hold
+    copies.
+    """
+
+    def __init__(self, spec: FeatureSpec, first_id: int, last_id: int, youngest_age: int = 0):
+        """Columns of windows that end before `youngest_age` stay zero and are not kept."""
+        self.spec = spec
+        self.first_id = first_id
+        self.size = last_id - first_id + 1
+        names = [column for column, _, window in spec.count_columns if window > youngest_age]
+        names += [active_column(w) for w in spec.active_windows if w > youngest_age]
+        self.names = names
+        # (sorted unique slots, values by column name, last day: a day number or an array)
+        self.sources: list[tuple[np.ndarray, dict[str, np.ndarray], int | np.ndarray]] = []
+
+    def add_day(self, ids: np.ndarray, partial: pa.Table, age: int, day: int) -> None:
+        """One day's partial rows (one per user) at `age` days before the cutoff."""
+        if not _strictly_increasing(ids):  # daily partials are sorted by user
+            order = np.argsort(ids, kind="stable")
+            ids, partial = ids[order], partial.take(order)
+            if not _strictly_increasing(ids):
+                raise ValueError("a daily partial has more than one row for a user")
+        values = {}
+        for column, event_type, window in self.spec.count_columns:
+            if age < window:
+                values[column] = partial[_source_column(event_type)].to_numpy().astype(np.int32)
+        ones = np.ones(ids.size, np.int32)
+        for window in self.spec.active_windows:
+            if age < window:
+                values[active_column(window)] = ones
+        self.sources.append((ids - self.first_id, values, day))
+
+    def add_state(self, state: pa.Table) -> None:
+        """A partial window state: unique user ids, only some of the columns perhaps."""
+        ids = state["user_id"].to_numpy()
+        if not _strictly_increasing(ids):
+            raise ValueError("a partial window state must have unique, sorted user ids")
+        values = {
+            name: state[name].to_numpy().astype(np.int32)
+            for name in state.column_names
+            if name in self.names
+        }
+        last = pc.fill_null(state[LAST_DAY], NO_DAY).to_numpy()
+        self.sources.append((ids - self.first_id, values, last))
+
+    def _scatter(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        block = _zeroed_block(len(self.names), self.size)
+        columns = dict(zip(self.names, block, strict=True))
+        last_day = np.full(self.size, NO_DAY, np.int32)
+        # Sources in the order added: days ascending, so later days overwrite last_day.
+        # np.add.at with values of the column's own dtype measured faster than
+        # `column[slots] += values` (and blocking the ids for the cache did not pay).
+        for slots, values, last in self.sources:
+            for name, column_values in values.items():
+                np.add.at(columns[name], slots, column_values)
+            if isinstance(last, np.ndarray):
+                last_day[slots] = np.maximum(last_day[slots], last)
+            else:
+                last_day[slots] = last
+        return columns, last_day
+
+    def table(self, all_columns: bool) -> pa.Table:
+        """Rows of the users with activity in the aggregation window, sorted by id.
+
+        all_columns=False (a chunk's partial state): users with any row, and only the
+        columns that can be non-zero.
+        """
+        columns, last_day = self._scatter()
+        population = active_column(self.spec.aggregation_window)
+        if all_columns:
+            keep = np.flatnonzero(columns[population] > 0)
+        else:
+            keep = np.flatnonzero(last_day != NO_DAY)
+        schema = state_schema(self.spec)
+        kept = {}
+        for name in schema.names[1:-1]:
+            if name in columns:
+                kept[name] = columns[name][keep]
+            elif all_columns:
+                kept[name] = np.zeros(keep.size, np.int32)
+        names = ["user_id", *kept, LAST_DAY]
+        return pa.table(
+            {"user_id": keep + self.first_id, **kept, LAST_DAY: last_day[keep]},
+            schema=pa.schema([schema.field(name) for name in names]),
+        )
+
+
+def _id_range(tables: list[pa.Table]) -> tuple[int, int]:
+    bounds = [pc.min_max(t["user_id"]).as_py() for t in tables]
+    return min(b["min"] for b in bounds), max(b["max"] for b in bounds)
+
+
+def _aggregate_sorted(table: pa.Table, cutoff: dt.date, spec: FeatureSpec) -> pa.Table:
+    """The sort-based aggregation of concatenated partials (for sparse user ids)."""
     day = table["day"].cast(pa.int32())
     age = pc.subtract(pa.scalar(day_number(cutoff), pa.int32()), day)
-    if table.num_rows and pc.min(age).as_py() < 0:
-        raise ValueError(f"a partial after the cutoff {cutoff} reached the window aggregation")
     columns = {"user_id": table["user_id"]}
     zero = pa.scalar(0, pa.int32())
     for column, event_type, window in spec.count_columns:
@@ -79,13 +204,63 @@ def aggregate_chunk(partials: list[pa.Table], cutoff: dt.date, spec: FeatureSpec
     return _reduce(pa.table(columns), spec)
 
 
+def aggregate_chunk(partials: list[pa.Table], cutoff: dt.date, spec: FeatureSpec) -> pa.Table:
+    """Reduce some daily partials (all on or before `cutoff`) to a partial window state.
+
+    The result has one row per user of the partials, sorted by id. With dense ids the
+    columns of windows that end before the chunk's latest day are left out, as they are
+    all zero; only combine_states reads such a partial state.
+    """
+    partials = [p for p in partials if p.num_rows]
+    if not partials:
+        return state_schema(spec).empty_table()
+    cutoff_day = day_number(cutoff)
+    days = []  # (day number, partial rows of that day)
+    for partial in partials:
+        day = partial["day"].cast(pa.int32())
+        bounds = pc.min_max(day).as_py()
+        if bounds["max"] > cutoff_day:
+            raise ValueError(f"a partial after the cutoff {cutoff} reached the window aggregation")
+        if bounds["min"] == bounds["max"]:
+            days.append((bounds["min"], partial))
+        else:  # not one day's partial: split it by day
+            for value in pc.unique(day).to_pylist():
+                days.append((value, partial.filter(pc.equal(day, value))))
+    first_id, last_id = _id_range(partials)
+    rows = sum(p.num_rows for p in partials)
+    if not _dense_fits(first_id, last_id, rows):
+        return _aggregate_sorted(pa.concat_tables(partials), cutoff, spec)
+    days.sort(key=lambda item: item[0])
+    dense = _DenseState(spec, first_id, last_id, youngest_age=cutoff_day - days[-1][0])
+    for day, partial in days:
+        dense.add_day(partial["user_id"].to_numpy(), partial, cutoff_day - day, day)
+    return dense.table(all_columns=False)
+
+
+def _complete(state: pa.Table, spec: FeatureSpec) -> pa.Table:
+    """A chunk's partial state with every column present."""
+    schema = state_schema(spec)
+    columns = [
+        state[name] if name in state.column_names else pa.array(np.zeros(state.num_rows, np.int32))
+        for name in schema.names
+    ]
+    return pa.table(columns, schema=schema)
+
+
 def combine_states(states: list[pa.Table], spec: FeatureSpec) -> pa.Table:
     """The combine step after per-chunk aggregation; also drops users without activity."""
     non_empty = [s for s in states if s.num_rows]
     if not non_empty:
         return state_schema(spec).empty_table()
-    combined = _reduce(pa.concat_tables(non_empty), spec)
-    return _sorted_active(combined, spec)
+    first_id, last_id = _id_range(non_empty)
+    rows = sum(s.num_rows for s in non_empty)
+    if not _dense_fits(first_id, last_id, rows):
+        complete = [_complete(state, spec) for state in non_empty]
+        return _sorted_active(_reduce(pa.concat_tables(complete), spec), spec)
+    dense = _DenseState(spec, first_id, last_id)
+    for state in non_empty:
+        dense.add_state(state)
+    return dense.table(all_columns=True)
 
 
 def _sorted_active(state: pa.Table, spec: FeatureSpec) -> pa.Table:
