@@ -72,10 +72,6 @@ def _dense_fits(first_id: int, last_id: int, rows: int) -> bool:
     return last_id - first_id + 1 <= max(DENSE_SLOTS_PER_ROW * rows, DENSE_MIN_SLOTS)
 
 
-def _strictly_increasing(ids: np.ndarray) -> bool:
-    return ids.size < 2 or bool((ids[1:] > ids[:-1]).all())
-
-
 _scratch = threading.local()
 
 
@@ -113,12 +109,7 @@ class _DenseState:
         self.sources: list[tuple[np.ndarray, dict[str, np.ndarray], int | np.ndarray]] = []
 
     def add_day(self, ids: np.ndarray, partial: pa.Table, age: int, day: int) -> None:
-        """One day's partial rows (one per user) at `age` days before the cutoff."""
-        if not _strictly_increasing(ids):  # daily partials are sorted by user
-            order = np.argsort(ids, kind="stable")
-            ids, partial = ids[order], partial.take(order)
-            if not _strictly_increasing(ids):
-                raise ValueError("a daily partial has more than one row for a user")
+        """One day's partial rows at `age` days before the cutoff (rows of a user add up)."""
         values = {}
         for column, event_type, window in self.spec.count_columns:
             if age < window:
@@ -130,10 +121,8 @@ class _DenseState:
         self.sources.append((ids - self.first_id, values, day))
 
     def add_state(self, state: pa.Table) -> None:
-        """A partial window state: unique user ids, only some of the columns perhaps."""
+        """A partial window state, perhaps with only some of the columns."""
         ids = state["user_id"].to_numpy()
-        if not _strictly_increasing(ids):
-            raise ValueError("a partial window state must have unique, sorted user ids")
         values = {
             name: state[name].to_numpy().astype(np.int32)
             for name in state.column_names
@@ -153,7 +142,7 @@ class _DenseState:
             for name, column_values in values.items():
                 np.add.at(columns[name], slots, column_values)
             if isinstance(last, np.ndarray):
-                last_day[slots] = np.maximum(last_day[slots], last)
+                np.maximum.at(last_day, slots, last)
             else:
                 last_day[slots] = last
         return columns, last_day

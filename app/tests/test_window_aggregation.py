@@ -1,0 +1,81 @@
+"""The window aggregation gives the same state whatever the user ids look like.
+
+Dense ids are added into columns indexed by id; ids spread too far apart for that take
+the sort-based reduction, also when each chunk alone is dense but the chunks are far
+apart. All must agree with each other, row for row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from scoring.features import build, window
+from scoring.features.spec import load_spec
+from scoring.settings import get_settings
+
+DATE = dt.date(2026, 1, 25)
+FAR = 10**15
+
+
+def _partials(settings):
+    build.ensure_daily_partials(settings, build.window_days(settings, DATE), progress=False)
+    return [build.read_partial(settings, day) for day in build.window_days(settings, DATE)]
+
+
+def _shift(table: pa.Table, offset: int) -> pa.Table:
+    shifted = pc.add(table["user_id"], pa.scalar(offset, pa.int64()))
+    return table.set_column(0, "user_id", shifted)
+
+
+def _state(partials, settings, spec, chunk_days=8):
+    cutoff = settings.feature_cutoff(DATE)
+    chunks = [partials[i : i + chunk_days] for i in range(0, len(partials), chunk_days)]
+    return window.combine_states([window.aggregate_chunk(c, cutoff, spec) for c in chunks], spec)
+
+
+def test_dense_and_sorted_paths_agree(data_root):
+    settings, spec = get_settings(), load_spec(get_settings())
+    partials = _partials(settings)
+    dense = _state(partials, settings, spec)
+    assert dense.num_rows > 100
+    assert dense.equals(build.state_from_files(settings, spec, DATE, "raw", progress=False))
+    # Every other user moved far away: no chunk is dense any more.
+    spread = [
+        p.set_column(0, "user_id", pc.multiply(p["user_id"], pa.scalar(FAR // 1000, pa.int64())))
+        for p in partials
+    ]
+    sparse = _state(spread, settings, spec)
+    back = pc.divide(sparse["user_id"], pa.scalar(FAR // 1000, pa.int64()))
+    assert sparse.set_column(0, "user_id", back).equals(dense)
+
+
+def test_chunks_dense_alone_but_far_apart_are_combined_exactly(data_root):
+    settings, spec = get_settings(), load_spec(get_settings())
+    partials = _partials(settings)
+    dense = _state(partials, settings, spec)
+    # Days of the first chunk keep their ids, the others move by FAR.
+    moved = [p if i < 8 else _shift(p, FAR) for i, p in enumerate(partials)]
+    combined = _state(moved, settings, spec)
+    near = combined.filter(pc.less(combined["user_id"], FAR))
+    far = _shift(combined.filter(pc.greater_equal(combined["user_id"], FAR)), -FAR)
+    first_chunk = _state(partials[:8], settings, spec)
+    rest = _state(partials[8:], settings, spec)
+    assert near.equals(first_chunk)
+    assert far.equals(rest)
+    assert dense.num_rows <= near.num_rows + far.num_rows
+
+
+def test_repeated_rows_add_up_like_separate_days(data_root):
+    settings, spec = get_settings(), load_spec(get_settings())
+    partials = _partials(settings)
+    cutoff = settings.feature_cutoff(DATE)
+    day = partials[-1]
+    twice = window.combine_states(
+        [window.aggregate_chunk([pa.concat_tables([day, day])], cutoff, spec)], spec
+    )
+    once = window.combine_states([window.aggregate_chunk([day], cutoff, spec)], spec)
+    for name in spec.state_columns[1:-1]:
+        assert twice[name].to_pylist() == [2 * v for v in once[name].to_pylist()], name
+    assert twice["last_day"].equals(once["last_day"])
