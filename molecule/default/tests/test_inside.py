@@ -158,7 +158,8 @@ def test_sudo_search_path_holds_only_roots_directories(master):
     path = re.search(r'secure_path="([^"]+)"', rule).group(1)
     for directory in path.split(":"):
         # The directory and every parent: a writable parent could swap the directory.
-        parts = directory.strip("/").split("/")
+        real = master.check_output(f"realpath {directory}")
+        parts = real.strip("/").split("/")
         for depth in range(1, len(parts) + 1):
             entry = master.file("/" + "/".join(parts[:depth]))
             assert entry.user == "root", entry.path
