@@ -258,6 +258,15 @@ def _sorted_active(state: pa.Table, spec: FeatureSpec) -> pa.Table:
     return state.filter(population)  # _reduce already sorted it
 
 
+def _rows_in(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Positions of `ids` in `sorted_ids`; every id must be there."""
+    rows = np.searchsorted(sorted_ids, ids)
+    found = sorted_ids[np.minimum(rows, sorted_ids.size - 1)] == ids if sorted_ids.size else None
+    if ids.size and (found is None or not found.all()):
+        raise ValueError("a leaving day has users missing from the previous state")
+    return rows
+
+
 def slide_state(
     previous: pa.Table,
     cutoff: dt.date,
@@ -269,7 +278,10 @@ def slide_state(
 
     `leaving_partials[w]` is the partial of day `cutoff - w`, which drops out of every
     window of length w. Only the rows of users in the new or leaving days are touched:
-    the previous state is sorted by user id, so they are found by binary search.
+    the previous state is sorted by user id, so they are found by binary search. Users
+    who leave the population (their one active day of the window is the day leaving it)
+    are found first, so every column is copied once (one gather), with them left out and
+    the new users inserted in order.
     """
     previous_ids = previous["user_id"].to_numpy()
     new_ids = new_partial["user_id"].to_numpy()
@@ -279,35 +291,61 @@ def slide_state(
     if previous_ids.size:
         known = previous_ids[np.minimum(slots, previous_ids.size - 1)] == new_ids
     insert_at, inserted = slots[~known], new_ids[~known]
-    user_ids = np.insert(previous_ids, insert_at, inserted)
-    # One writable array per column (np.insert copies), new users starting at zero.
-    columns = {
-        name: np.insert(previous[name].to_numpy(), insert_at, 0)
-        for name in spec.state_columns[1:-1]
+    leaving_rows = {
+        window: _rows_in(partial["user_id"].to_numpy(), previous_ids)
+        for window, partial in leaving_partials.items()
     }
-    last_day = np.insert(previous[LAST_DAY].to_numpy(), insert_at, NO_DAY)
+    population = active_column(spec.aggregation_window)
+    drop = np.array([], dtype=np.intp)
+    if spec.aggregation_window in leaving_rows:
+        rows = leaving_rows[spec.aggregation_window]
+        alone = rows[previous[population].to_numpy()[rows] == 1]
+        drop = np.setdiff1d(alone, slots[known], assume_unique=True)
 
-    def apply(partial: pa.Table, sign: int, windows: set[int]) -> None:
-        ids = partial["user_id"].to_numpy()
-        rows = np.searchsorted(user_ids, ids)
-        if sign < 0 and not np.array_equal(user_ids[np.minimum(rows, user_ids.size - 1)], ids):
-            raise ValueError("a leaving day has users missing from the previous state")
+    # Where the new users go once the dropped rows are gone, and which old row fills each
+    # row of the new state: every column is then one gather (new users get 0 / NO_DAY).
+    inserted_at = insert_at - np.searchsorted(drop, insert_at)
+    new_positions = inserted_at + np.arange(inserted.size)
+    kept_rows = np.delete(np.arange(previous_ids.size), drop) if drop.size else None
+    source = np.insert(
+        np.arange(previous_ids.size) if kept_rows is None else kept_rows, inserted_at, 0
+    )
+
+    def final_rows(previous_rows: np.ndarray) -> np.ndarray:
+        """Rows in the new state of rows (not dropped) of the previous state."""
+        after_drop = previous_rows - np.searchsorted(drop, previous_rows)
+        return after_drop + np.searchsorted(inserted_at, after_drop, side="right")
+
+    def copied(values: np.ndarray, fill) -> np.ndarray:
+        result = values.take(source)
+        result[new_positions] = fill
+        return result
+
+    user_ids = copied(previous_ids, inserted)
+    columns = {name: copied(previous[name].to_numpy(), 0) for name in spec.state_columns[1:-1]}
+    last_day = copied(previous[LAST_DAY].to_numpy(), NO_DAY)
+
+    def apply(partial: pa.Table, rows: np.ndarray, sign: int, windows: set[int], keep=None):
+        add = np.add.at if sign > 0 else np.subtract.at
         for column, event_type, window in spec.count_columns:
             if window in windows:
-                values = partial[_source_column(event_type)].to_numpy()
-                columns[column][rows] += sign * values
+                values = partial[_source_column(event_type)].to_numpy().astype(np.int32)
+                add(columns[column], rows, values if keep is None else values[keep])
+        ones = np.ones(rows.size, np.int32)
         for window in spec.active_windows:
             if window in windows:
-                columns[active_column(window)][rows] += sign
+                add(columns[active_column(window)], rows, ones)
 
-    apply(new_partial, 1, set(spec.windows))
-    last_day[np.searchsorted(user_ids, new_ids)] = day_number(cutoff)
+    new_rows = np.empty(new_ids.size, np.intp)
+    new_rows[known] = final_rows(slots[known])
+    new_rows[~known] = new_positions
+    apply(new_partial, new_rows, 1, set(spec.windows))
+    last_day[new_rows] = day_number(cutoff)
     for window, partial in leaving_partials.items():
-        apply(partial, -1, {window})
+        rows, keep = leaving_rows[window], None
+        if window == spec.aggregation_window and drop.size:
+            keep = ~np.isin(rows, drop, assume_unique=True)
+            rows = rows[keep]
+        apply(partial, final_rows(rows), -1, {window}, keep)
 
-    state = pa.table(
-        {"user_id": user_ids, **columns, LAST_DAY: last_day}, schema=state_schema(spec)
-    )
-    if columns[active_column(spec.aggregation_window)].min(initial=1) > 0:
-        return state  # nobody left the population: skip the copy a filter would make
-    return _sorted_active(state, spec)
+    return pa.table({"user_id": user_ids, **columns, LAST_DAY: last_day}, schema=state_schema(spec))
