@@ -123,6 +123,35 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from scoring.models import registry  # noqa: PLC0415
+
+    settings = get_settings()
+    if args.action in {"promote", "rollback"}:
+        if not args.model_id:
+            raise ScoringError(f"scoring models {args.action} needs a model ID")
+        line = registry.line_of_model(settings, args.model_id)
+        if args.action == "promote":
+            entry = registry.promote(settings, line, args.model_id)
+        else:
+            entry = registry.rollback(settings, line)
+        print(f"{entry['action']}: {entry['model']} is current (was {entry['previous']})")
+        return 0
+    rows = registry.list_models(settings)
+    if not rows:
+        print(f"no models under {settings.models_dir}")
+    for row in rows:
+        metrics = row.get("holdout_metrics") or {}
+        auc = metrics.get("auc")
+        print(
+            f"{'*' if row['current'] else ' '} {row['model_id']}  "
+            f"{row['train_start']}..{row['train_end']}  rows {row['train_rows']}  "
+            f"positives {row['train_positives']}  holdout AUC "
+            f"{'n/a' if auc is None else f'{auc:.3f}'}  {row.get('gate', {}).get('decision', '')}"
+        )
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from scoring.smoke import run_smoke  # noqa: PLC0415
 
@@ -192,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--models", nargs="+", default=["hgb", "activity"])
     _luigi_options(backtest)
     backtest.set_defaults(handler=cmd_backtest)
+
+    models = commands.add_parser(
+        "models", help="list the models (* marks the current one), promote or roll back"
+    )
+    models.add_argument(
+        "action", nargs="?", default="list", choices=["list", "promote", "rollback"]
+    )
+    models.add_argument("model_id", nargs="?", default="", help="model ID (see scoring models)")
+    models.set_defaults(handler=cmd_models)
 
     smoke = commands.add_parser("smoke", help="tiny end-to-end run in a temporary directory")
     smoke.add_argument("--keep", action="store_true", help="keep the temporary directory")

@@ -18,7 +18,8 @@ from scoring import atomic, naming
 from scoring.compute import run_tasks
 from scoring.features import build
 from scoring.features.spec import FeatureSpec
-from scoring.models import predict_model, train_model
+from scoring.models import predict_model, registry, train_model
+from scoring.models.evaluate import evaluate
 from scoring.settings import Settings
 
 SCORING_PARTITIONS = 4
@@ -74,13 +75,89 @@ def write_train_set(
 
 
 def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date) -> Path:
+    """Train, evaluate on a time holdout, save with its metadata, and pass the quality gate.
+
+    The holdout is the most recent labelled date of the training range: a model trained on
+    the dates before it scores it, and so does the current model (trained on earlier dates,
+    so the date is new to both). The model saved is trained on all dates.
+    """
     dates = train_dates(settings, train_end)
     train_set = pq.read_table(train_set_path(settings, spec, dates)).to_pandas()
     labels = naming.label_hash(settings.lead_window)
+    identifier = model_identifier(settings, spec, model_type, train_end)
+    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    holdout_day = max(dates)
+    day_of_row = pd.to_datetime(train_set["date"]).dt.date
+    earlier = train_set[day_of_row != holdout_day]
+    # Labels of the holdout come from the raw conversions, not from the train set, so both
+    # models are judged against what really happened.
+    holdout = _labelled_test_set(settings, spec, holdout_day).to_pandas()
+    metrics = None
+    champion_metrics = None
+    if len(dates) > 1:
+        probe = train_model.train(earlier, model_type, spec.names, spec.hash, labels=labels)
+        metrics = evaluate(holdout["target"], probe.predict_proba(holdout)).as_dict()
+        champion = registry.current_model(settings, line)
+        if champion and champion != identifier and naming.model_path(settings, champion).exists():
+            current = train_model.load_model(naming.model_path(settings, champion))
+            champion_metrics = evaluate(holdout["target"], current.predict_proba(holdout)).as_dict()
     model = train_model.train(train_set, model_type, spec.names, spec.hash, labels=labels)
-    target = naming.model_path(settings, model_identifier(settings, spec, model_type, train_end))
+    target = naming.model_path(settings, identifier)
     train_model.save_model(model, target)
+    record = {
+        "model_id": identifier,
+        "model_type": model_type,
+        "line": line,
+        "params": model.params,
+        "train_start": min(dates).isoformat(),
+        "train_end": max(dates).isoformat(),
+        "train_rows": model.train_rows,
+        "train_positives": model.train_positives,
+        "holdout_date": holdout_day.isoformat(),
+        "holdout_metrics": metrics,
+        "champion_holdout_metrics": champion_metrics,
+        "versions": registry.versions(),
+        "features": {
+            "hash": spec.hash,
+            "names": spec.names,
+            "aggregation_window": settings.aggregation_window,
+            "data_delay": settings.data_delay,
+        },
+        "labels": {"hash": labels, "lead_window": settings.lead_window},
+    }
+    record["gate"] = registry.decide(
+        settings,
+        line,
+        identifier,
+        train_end=max(dates).isoformat(),
+        auc=metrics["auc"] if metrics else float("nan"),
+        champion_auc=champion_metrics["auc"] if champion_metrics else None,
+    )
+    # Written last: the metadata with the gate's decision marks the model as complete.
+    registry.write_metadata(settings, identifier, record)
     return target
+
+
+def serving_model(
+    settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date, date: dt.date
+) -> str:
+    """The model that scores `date`: the current one for today, else the model of its
+    training grid unless the gate refused it (then the one that stayed current)."""
+    trained = model_identifier(settings, spec, model_type, train_end)
+    if date >= settings.today:
+        params = train_model.model_params(model_type)
+        line = registry.line_of(settings, model_type, params, spec.hash)
+        current = registry.current_model(settings, line)
+        if current:
+            return current
+    record = registry.read_metadata(settings, trained)
+    if (
+        record
+        and record.get("gate", {}).get("decision") == "refused"
+        and record["gate"]["champion"]
+    ):
+        return record["gate"]["champion"]
+    return trained
 
 
 def write_predictions(
@@ -92,7 +169,7 @@ def write_predictions(
     *,
     progress: bool = True,
 ) -> Path:
-    identifier = model_identifier(settings, spec, model_type, train_end)
+    identifier = serving_model(settings, spec, model_type, train_end, date)
     model = train_model.load_model(naming.model_path(settings, identifier))
     test_set = read_test_set(settings, spec, date)
     # Partitions of users are scored in parallel Dask tasks; order is kept.
@@ -114,5 +191,5 @@ def _score_partition(model: train_model.TrainedModel, features: pa.Table) -> pa.
 def read_predictions(
     settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date, date: dt.date
 ) -> pd.DataFrame:
-    identifier = model_identifier(settings, spec, model_type, train_end)
+    identifier = serving_model(settings, spec, model_type, train_end, date)
     return pq.read_table(naming.predictions_path(settings, identifier, date)).to_pandas()

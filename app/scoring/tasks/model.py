@@ -9,6 +9,7 @@ from luigi.tools.range import RangeDailyBase
 
 from scoring import naming, pipeline
 from scoring.features import build
+from scoring.models import registry
 from scoring.settings import get_settings
 from scoring.tasks.base import Configured, ScoringTask
 from scoring.tasks.data import DailyPartials, TestSet, TrainSet
@@ -38,10 +39,11 @@ class TrainModel(ModelTask):
         return TrainSet(train_end=self.train_end)
 
     def output(self):
+        # The metadata is written after the model and the gate's decision: it marks both.
         identifier = pipeline.model_identifier(
             self.settings, self.spec, self.model_type, self.train_end
         )
-        return luigi.LocalTarget(naming.model_path(self.settings, identifier))
+        return luigi.LocalTarget(registry.metadata_path(self.settings, identifier))
 
     def run(self):
         pipeline.write_model(self.settings, self.spec, self.model_type, self.train_end)
@@ -71,8 +73,8 @@ class Predict(ModelTask):
         ]
 
     def output(self):
-        identifier = pipeline.model_identifier(
-            self.settings, self.spec, self.model_type, self.train_end
+        identifier = pipeline.serving_model(
+            self.settings, self.spec, self.model_type, self.train_end, self.date
         )
         return luigi.LocalTarget(naming.predictions_path(self.settings, identifier, self.date))
 
