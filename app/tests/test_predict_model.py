@@ -1,0 +1,59 @@
+"""Binned scoring of the boosted model gives exactly predict_proba's probabilities."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from scoring.models import predict_model, train_model
+
+NAMES = ["searches", "saves", "account_age_days", "is_premium"]
+
+
+def _frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            "date": [dt.date(2026, 3, 1)] * rows,
+            "searches": rng.poisson(3, rows).astype(np.int32),
+            "saves": rng.poisson(0.5, rows).astype(np.int32),
+            "account_age_days": rng.integers(0, 900, rows).astype(np.int32),
+            "is_premium": rng.integers(0, 2, rows).astype(np.int8),
+        }
+    )
+    signal = 0.4 * frame["saves"] + 0.002 * frame["account_age_days"] - 2.5
+    frame["target"] = (rng.random(rows) < 1 / (1 + np.exp(-signal))).astype(np.int8)
+    return frame
+
+
+@pytest.mark.parametrize("model_type", ["hgb", "activity"])
+def test_scores_equal_predict_proba_bit_for_bit(model_type, monkeypatch):
+    names = NAMES + (["events_7d"] if model_type == "activity" else [])
+    train = _frame(3_000, seed=1).assign(events_7d=lambda f: f["searches"] + f["saves"])
+    model = train_model.train(train, model_type, names, "f" * 8)
+    features = _frame(1_000, seed=2).assign(events_7d=lambda f: f["searches"])
+    # Small blocks, so that scoring crosses block boundaries; a value beyond any seen in
+    # training lands in the last bin, like beyond the last threshold.
+    monkeypatch.setattr(predict_model, "BLOCK_ROWS", 128)
+    features.loc[5, "account_age_days"] = 10**6
+    expected = model.predict_proba(features)
+    assert np.array_equal(predict_model.probabilities(model, features), expected)
+    table = predict_model.predict(model, features)
+    assert table.schema == predict_model.PREDICTION_SCHEMA
+    assert table["id"].to_pylist() == features["id"].tolist()
+    assert np.array_equal(table["target"].to_numpy(), expected)
+    assert expected.std() > 0
+
+
+def test_binned_scoring_is_used_for_the_boosted_model():
+    model = train_model.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
+    assert predict_model._binned_booster(model) is not None
+
+
+def test_a_missing_feature_is_named():
+    model = train_model.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
+    with pytest.raises(Exception, match="saves"):
+        predict_model.predict(model, _frame(10, seed=4).drop(columns=["saves"]))
