@@ -333,7 +333,6 @@ def run_job_test_set_duckdb(context: Context) -> dict:
 
 def run_job_predict_duckdb(context: Context) -> dict:
     """The plain script: pandas reads the test set, scikit-learn scores, pandas writes."""
-    import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
     from scoring.models import train_model  # noqa: PLC0415
 
@@ -343,8 +342,7 @@ def run_job_predict_duckdb(context: Context) -> dict:
 
     def work():
         frame = pd.read_parquet(context.duck / "test.parquet")
-        matrix = frame[model.feature_names].to_numpy(dtype=np.float64)
-        scores = model.estimator.predict_proba(matrix)[:, 1]
+        scores = model.estimator.predict_proba(frame)[:, 1]  # the saved scikit-learn model
         pd.DataFrame({"id": frame["id"], "date": frame["date"], "target": scores}).to_parquet(
             context.duck / "predictions.parquet", index=False
         )
@@ -618,9 +616,10 @@ def bench_size(args, events: int) -> dict:
 
 
 def bench_backfill(args) -> dict:
-    root = args.workdir / f"backfill-events-{args.backfill_events}-users-{args.users}"
+    users = args.backfill_users
+    root = args.workdir / f"backfill-events-{args.backfill_events}-users-{users}"
     root.mkdir(parents=True, exist_ok=True)
-    (root / "request.json").write_text(json.dumps([args.backfill_events, args.users]))
+    (root / "request.json").write_text(json.dumps([args.backfill_events, users]))
     _measure("backfill_prepare", root)
     results = {}
     for workers in (1, 2):
@@ -650,7 +649,8 @@ def main() -> None:
         help="what to time (the whole-table comparison needs all three)",
     )
     parser.add_argument("--backfill", action="store_true", help="also time a 90-date backfill")
-    parser.add_argument("--backfill-events", type=int, default=10_000_000)
+    parser.add_argument("--backfill-events", type=int, default=2_000_000)
+    parser.add_argument("--backfill-users", type=int, default=200_000)
     parser.add_argument("--json", type=Path, help="also write all results to this file")
     parser.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
