@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import luigi
 from luigi.tools.range import RangeDailyBase
 
 from scoring import naming, pipeline
 from scoring.features import build
-from scoring.models import registry
+from scoring.models import live, registry
 from scoring.settings import get_settings
 from scoring.tasks.base import Configured, ScoringTask
 from scoring.tasks.data import DailyPartials, TestSet, TrainSet
@@ -82,6 +83,42 @@ class Predict(ModelTask):
         pipeline.write_predictions(
             self.settings, self.spec, self.model_type, self.train_end, self.date
         )
+
+
+class LiveEvaluation(ModelTask):
+    """Realized metrics of the scores published for `date`, once its labels have arrived."""
+
+    date: dt.date = luigi.DateParameter()
+    # Set when the same run scores the date: then its scores come first.
+    after_scoring: bool = luigi.BoolParameter(default=False)
+
+    def requires(self):
+        from scoring.data.dataset import label_days  # noqa: PLC0415
+        from scoring.tasks.data import RawConversions  # noqa: PLC0415
+
+        labels = [RawConversions(day=day) for day in label_days(self.settings, self.date)]
+        if self.after_scoring:
+            return [Predict(date=self.date, model_type=self.model_type), *labels]
+        return labels
+
+    def _published(self) -> list[Path]:
+        if self.after_scoring:  # the scores this run publishes
+            predict = Predict(date=self.date, model_type=self.model_type)
+            return [Path(predict.output().path)]
+        # Scores published before this run: fixed when first asked, so that scores that
+        # other tasks of the same run write do not change what this task promised.
+        if not hasattr(self, "_found"):
+            self._found = live.published(self.settings, self.date, self.model_type, self.spec.hash)
+        return self._found
+
+    def output(self):
+        return [luigi.LocalTarget(live.record_path(self.settings, p)) for p in self._published()]
+
+    def complete(self) -> bool:
+        return all(target.exists() for target in self.output())
+
+    def run(self):
+        live.write_records(self.settings, self.date, self._published())
 
 
 class DatedTask(Configured, luigi.WrapperTask):
@@ -157,6 +194,21 @@ class DailyBackfill(DatedTask):
                 param_name="date",
             ),
             BackfillPartials(first=earliest, last=latest),
+            *self.live_evaluations(),
+        ]
+
+    def live_evaluations(self) -> list[LiveEvaluation]:
+        """The scored dates of the range, and those of the lead window before it, whose
+        labels have arrived by `date`."""
+        settings = self.settings
+        labelled = settings.latest_labelled_date(self.date)
+        lookback = settings.lead_window + settings.data_delay
+        first = self.first - dt.timedelta(days=lookback)
+        model_type = self.model_type or None
+        dates = [first + dt.timedelta(days=i) for i in range((labelled - first).days + 1)]
+        return [
+            LiveEvaluation(date=d, model_type=model_type, after_scoring=d >= self.first)
+            for d in dates
         ]
 
 

@@ -1,7 +1,12 @@
-"""The daily run on the master keeps the promise of its output names: a second run on the
-same day finds every output complete and recomputes nothing."""
+"""The daily run on the master keeps the promise of its output names (a second run on the
+same day finds every output complete and recomputes nothing), records the metadata of the
+model it trained, and evaluates the scores of the dates whose labels have arrived."""
 
 from __future__ import annotations
+
+import csv
+import io
+import json
 
 import pytest
 from helpers import luigid_tasks
@@ -40,3 +45,28 @@ def test_second_daily_run_on_the_same_day_recomputes_nothing(master, first_run):
     assert not [p for p in before if ".tmp-" in p]
     backfills = [t for t in luigid_tasks(master, "DONE") if t.startswith("DailyBackfill")]
     assert any(day.replace("-", "_") in t for t in backfills), backfills
+
+
+def test_daily_run_records_model_metadata_and_live_evaluation(master, first_run):
+    day, _ = first_run
+    listing = master.check_output(f"ls {ROOT}/models").split()
+    records = [name for name in listing if name.endswith(".json") and "-" in name]
+    metadata = [
+        json.loads(master.file(f"{ROOT}/models/{name}").content_string)
+        for name in records
+        if not name.startswith("current-")
+    ]
+    assert metadata, listing
+    assert all(m["model_id"] in listing for m in metadata), listing
+    assert all(m["gate"]["decision"] in ("promoted", "refused", "past") for m in metadata)
+    assert any(m["holdout_metrics"] and 0 <= m["holdout_metrics"]["auc"] <= 1 for m in metadata)
+    pointers = [name for name in listing if name.startswith("current-")]
+    assert pointers, listing
+
+    history = master.file(f"{ROOT}/reports/live-evaluation.csv")
+    assert history.exists
+    rows = list(csv.DictReader(io.StringIO(history.content_string)))
+    assert rows, "no live-evaluation row although labels exist"
+    labelled = master.check_output(f"date -d '{day} -3 days' +%F")
+    assert any(row["date"] <= labelled for row in rows), rows
+    assert all(0 <= float(row["auc"]) <= 1 for row in rows if row["auc"] != "nan"), rows

@@ -1,0 +1,97 @@
+"""Live evaluation: once the labels of a scored date have arrived (date + lead window, plus
+the data delay), the published scores of that date are compared with what happened.
+
+One record per (date, model) under reports/live/<date>-<model-id>.json, and the whole history
+as reports/live-evaluation.csv (rebuilt from the records, newest date last): AUC, precision
+and recall in the top k (the top TOP_FRACTION of users, the share the business contacts),
+Brier score and calibration error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from scoring import atomic
+from scoring.data.dataset import read_labels
+from scoring.models.evaluate import TOP_FRACTION, evaluate
+from scoring.settings import Settings
+
+COLUMNS = [
+    "date",
+    "model_id",
+    "rows",
+    "positives",
+    "auc",
+    "k",
+    "precision_at_k",
+    "recall_at_k",
+    "brier",
+    "calibration_error",
+]
+
+
+def live_dir(settings: Settings) -> Path:
+    return settings.reports_dir / "live"
+
+
+def history_path(settings: Settings) -> Path:
+    return settings.reports_dir / "live-evaluation.csv"
+
+
+def published(settings: Settings, date: dt.date, model_type: str, feature_hash: str) -> list[Path]:
+    """The prediction files of `date` by models of this type and feature list."""
+    pattern = f"{model_type}-*-{feature_hash}-{date.isoformat()}.parquet"
+    return sorted(settings.predictions_dir.glob(pattern))
+
+
+def record_path(settings: Settings, prediction: Path) -> Path:
+    return live_dir(settings) / f"{prediction.stem}.json"
+
+
+def evaluate_file(settings: Settings, prediction: Path, date: dt.date) -> dict:
+    scores = pq.read_table(prediction).to_pandas()
+    converted = read_labels(settings, date)
+    labels = scores["id"].isin(converted).astype(int).to_numpy()
+    values = scores["target"].to_numpy()
+    result = evaluate(labels, values, TOP_FRACTION)
+    top = np.argsort(-values, kind="stable")[: result.k]
+    recall = float(labels[top].sum() / result.positives) if result.positives else float("nan")
+    model_id = prediction.stem[: -len(date.isoformat()) - 1]
+    return {
+        "date": date.isoformat(),
+        "model_id": model_id,
+        "rows": result.rows,
+        "positives": result.positives,
+        "auc": result.auc,
+        "k": result.k,
+        "precision_at_k": result.precision_at_k,
+        "recall_at_k": recall,
+        "brier": result.brier,
+        "calibration_error": result.calibration_error,
+    }
+
+
+def write_records(settings: Settings, date: dt.date, predictions: list[Path]) -> None:
+    for prediction in predictions:
+        record = evaluate_file(settings, prediction, date)
+        atomic.write_text(json.dumps(record) + "\n", record_path(settings, prediction))
+    rebuild_history(settings)
+
+
+def rebuild_history(settings: Settings) -> Path:
+    records = [json.loads(p.read_text()) for p in sorted(live_dir(settings).glob("*.json"))]
+    frame = pd.DataFrame(records, columns=COLUMNS).sort_values(["date", "model_id"])
+    target = history_path(settings)
+    atomic.write_text(frame.to_csv(index=False), target)
+    return target
+
+
+def read_history(settings: Settings) -> pd.DataFrame:
+    path = history_path(settings)
+    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
