@@ -20,6 +20,7 @@ from scoring.settings import get_settings, parse_date
 
 EXIT_USER_ERROR = 2
 EXIT_TASK_FAILED = 1
+EXIT_DRIFT = 3
 _failures: list[tuple[str, BaseException]] = []
 
 
@@ -152,6 +153,28 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from scoring.features.spec import load_spec  # noqa: PLC0415
+    from scoring.models import drift  # noqa: PLC0415
+
+    settings = get_settings()
+    date = args.date or settings.today
+    model_type = args.model_type or settings.model_type
+    model_id, table = drift.drift_of_date(settings, load_spec(settings), model_type, date)
+    limit = drift.threshold()
+    drifted = table[table["psi"] > limit]
+    for row in table.itertuples():
+        print(f"{row.column:24} PSI {row.psi:.4f}{'  DRIFT' if row.psi > limit else ''}")
+    if len(drifted):
+        print(
+            f"error: drift on {date} against the training data of {model_id}: "
+            f"{', '.join(drifted['column'])} above PSI {limit}",
+            file=sys.stderr,
+        )
+        return EXIT_DRIFT
+    return 0
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
     from scoring.smoke import run_smoke  # noqa: PLC0415
 
@@ -230,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("model_id", nargs="?", default="", help="model ID (see scoring models)")
     models.set_defaults(handler=cmd_models)
+
+    drift = commands.add_parser(
+        "drift", help=f"PSI of features and score vs. training data; exit {EXIT_DRIFT} on drift"
+    )
+    drift.add_argument("--date", type=_date, default=None, help="scored date (default today)")
+    drift.add_argument("--model-type", default="", help="hgb or activity (SCORING_MODEL_TYPE)")
+    drift.set_defaults(handler=cmd_drift)
 
     smoke = commands.add_parser("smoke", help="tiny end-to-end run in a temporary directory")
     smoke.add_argument("--keep", action="store_true", help="keep the temporary directory")
