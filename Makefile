@@ -105,8 +105,22 @@ sandbox-test: venv ## `make sandbox` from scratch, checked through its forwards,
 molecule: venv images release-image ## Every Molecule scenario, from create to destroy
 	$(BIN)/molecule test --all
 
+# The long steps share the two cores in two lanes, each line of output prefixed by its
+# lane: the default scenario in one; the controller and application tests, the
+# scale-out scenario and the sandbox in the other (their hosts have names of their
+# own). Everything both lanes need is built before they start.
 .PHONY: test
-test: lint pytest docs molecule sandbox-test ## Everything CI runs: lint, pytest, docs, molecule, the sandbox
+test: lint docs images release-image $(SANDBOX_RELEASE) ## Everything CI runs: lint, docs, pytest, every Molecule scenario, the sandbox
+	$(MAKE) --no-print-directory -j2 test-lane-default test-lane-other
+
+.PHONY: test-lane-default test-lane-other
+test-lane-default:
+	$(BIN)/molecule test -s default 2>&1 | sed -u 's/^/[default] /'
+
+test-lane-other:
+	$(BIN)/pytest 2>&1 | sed -u 's/^/[pytest] /'
+	$(BIN)/molecule test -s scaleout 2>&1 | sed -u 's/^/[scaleout] /'
+	$(BIN)/pytest -p no:cacheprovider sandbox/tests 2>&1 | sed -u 's/^/[sandbox] /'
 
 .PHONY: bench-provisioning
 bench-provisioning: venv images ## Time a cold and an idempotent converge; append to docs/benchmarks/

@@ -20,14 +20,14 @@ def _host(name: str) -> testinfra.host.Host:
 
 @pytest.fixture(scope="session")
 def master() -> testinfra.host.Host:
-    return _host("master")
+    return _host("scaleout-master")
 
 
 @pytest.fixture(scope="session")
 def worker2() -> testinfra.host.Host:
-    return _host("worker2")
+    return _host("scaleout-worker2")
 
 
 @pytest.fixture(scope="session")
 def laptop() -> testinfra.host.Host:
-    return _host("laptop")
+    return _host("scaleout-laptop")

@@ -21,6 +21,8 @@ from helpers import ipv6_address, open_ports, run_playbook
 IMAGE = "drtools/is24de-worker:molecule"
 COMPOSE = "docker compose -p is24de exec -T worker"
 MASTER_WORKER = "is24de-worker-1"
+# The extra worker host's inventory name (its Dask worker's name); on the network it is `worker2`.
+WORKER2 = "scaleout-worker2"
 CLUSTER_PORTS = (8786, 8787, 8789, 8790, 8791)
 
 
@@ -47,12 +49,12 @@ with Client(os.environ["SCORING_DASK_ADDRESS"], timeout=30) as client:
 
 def test_scheduler_lists_both_workers(master, worker2):
     workers = json.loads(on_master(master, WORKERS))
-    assert set(workers) == {MASTER_WORKER, "worker2"}, workers
+    assert set(workers) == {MASTER_WORKER, WORKER2}, workers
     assert workers[MASTER_WORKER][0] == f"tls://{address_of(master)}:8790", workers
-    assert workers["worker2"][0] == f"tls://{address_of(worker2)}:8790", workers
+    assert workers[WORKER2][0] == f"tls://{address_of(worker2)}:8790", workers
     # Only the master's worker sees the data root, and the scoring tasks ask for it.
     assert workers[MASTER_WORKER][1] == {"data": 2}, workers
-    assert workers["worker2"][1] == {}, workers
+    assert workers[WORKER2][1] == {}, workers
     assert "SCORING_DASK_DATA_RESOURCE=data" in master.check_output(f"{COMPOSE} env")
 
 
@@ -75,7 +77,7 @@ with Client(os.environ["SCORING_DASK_ADDRESS"], timeout=30) as client:
     result = json.loads(on_master(master, script))
     # The sum needs every square, so one worker fetched the other's results.
     assert result["total"] == sum(x * x for x in range(200))
-    assert result["used"] == sorted([MASTER_WORKER, "worker2"]), result
+    assert result["used"] == sorted([MASTER_WORKER, WORKER2]), result
 
 
 @pytest.mark.parametrize("target", ["master", "worker2"])
@@ -242,7 +244,7 @@ def test_removing_worker2_retires_it_and_shrinks_the_allow_list(master, worker2,
     inventory = yaml.safe_load(source.read_text())
     # Molecule writes the groups beside `all`.
     del inventory["dask_workers"]
-    del inventory["all"]["hosts"]["worker2"]
+    del inventory["all"]["hosts"][WORKER2]
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "group_vars").symlink_to(source.parent / "group_vars")
     result = run_playbook(
