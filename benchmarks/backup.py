@@ -9,6 +9,7 @@ the daily pipeline again and backs up once more. Prints one JSON line per data s
     .venv/bin/python benchmarks/backup.py                     # the sandbox's data set
     .venv/bin/python benchmarks/backup.py --events 10000000   # 10M events, 1M users
     .venv/bin/python benchmarks/backup.py --keep DIR          # keep the data and repository
+    .venv/bin/python benchmarks/backup.py --raw-only ...      # raw events only, no pipeline
 
 Needs restic on PATH (Debian's package) and the scoring package in the venv.
 """
@@ -33,7 +34,12 @@ SCORING = Path(sys.executable).parent / "scoring"
 SANDBOX_DAYS = 120
 
 
+def say(message: str) -> None:
+    print(f"[backup-bench] {message}", file=sys.stderr, flush=True)
+
+
 def run(argv: list[str], env: dict[str, str]) -> float:
+    say(" ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)))
     started = time.monotonic()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -63,6 +69,7 @@ def backup(repository: Path, data_root: Path, env: dict[str, str]) -> dict:
         for message in map(json.loads, done.stdout.splitlines())
         if message.get("message_type") == "summary"
     )
+    say(f"backup: {seconds:.1f} s, {summary['data_added']} bytes added")
     return {
         "seconds": round(seconds, 2),
         "data_bytes": tree_bytes(data_root),
@@ -72,7 +79,7 @@ def backup(repository: Path, data_root: Path, env: dict[str, str]) -> dict:
     }
 
 
-def measure(work: Path, events: int, users: int) -> dict:
+def measure(work: Path, events: int, users: int, daily: bool = True) -> dict:
     data_root, repository = work / "data-root", work / "repository"
     env = os.environ | {
         "SCORING_DATA_ROOT": str(data_root),
@@ -89,8 +96,11 @@ def measure(work: Path, events: int, users: int) -> dict:
     if events:
         generate += ["--events", str(events), "--users", str(users)]
     timings = {"generate_seconds": round(run(generate, env), 1)}
-    daily = [str(SCORING), "daily", "--local-scheduler"]
-    timings["first_daily_seconds"] = round(run([*daily, "--until", yesterday.isoformat()], env), 1)
+    pipeline = [str(SCORING), "daily", "--local-scheduler"]
+    if daily:
+        timings["first_daily_seconds"] = round(
+            run([*pipeline, "--until", yesterday.isoformat()], env), 1
+        )
     run(["restic", "-r", str(repository), "init"], env)
     full = backup(repository, data_root, env)
 
@@ -99,7 +109,10 @@ def measure(work: Path, events: int, users: int) -> dict:
     if events:
         new_day += ["--events", str(events // SANDBOX_DAYS), "--users", str(users)]
     run(new_day, env)
-    timings["next_daily_seconds"] = round(run([*daily, "--until", today.isoformat()], env), 1)
+    if daily:
+        timings["next_daily_seconds"] = round(
+            run([*pipeline, "--until", today.isoformat()], env), 1
+        )
     incremental = backup(repository, data_root, env)
     return {"full": full, "incremental": incremental, **timings}
 
@@ -109,6 +122,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=0, help="total events (default: sandbox)")
     parser.add_argument("--users", type=int, default=1_000_000, help="users with --events")
     parser.add_argument("--keep", type=Path, help="work here and keep the result")
+    parser.add_argument(
+        "--raw-only", action="store_true", help="no daily runs: raw events and one new day only"
+    )
     args = parser.parse_args()
     if shutil.which("restic") is None:
         raise SystemExit("restic is missing: apt-get install restic")
@@ -125,7 +141,7 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="backup-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = measure(work, args.events, args.users)
+        result = measure(work, args.events, args.users, daily=not args.raw_only)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -135,6 +151,7 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.release()}",
         "restic": restic_version,
         "data_set": f"{args.events} events, {args.users} users" if args.events else "sandbox",
+        "daily_runs": not args.raw_only,
         **result,
     }
     print(json.dumps(record))
