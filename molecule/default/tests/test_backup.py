@@ -161,7 +161,7 @@ def member(master, laptop, pipeline_ran):
     laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit bob@master; rm -f {COOKIES}")
 
 
-def test_timer_runs_daily_with_a_random_delay_and_catches_up(master):
+def test_timer_has_a_random_delay_and_catches_up_after_downtime(master):
     timer = master.check_output(
         f"systemctl show --property Persistent,RandomizedDelayUSec,UnitFileState,ActiveState "
         f"{UNIT}.timer"
