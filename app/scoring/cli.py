@@ -109,7 +109,33 @@ def cmd_daily(args: argparse.Namespace) -> int:
     from scoring.tasks import DailyBackfill  # noqa: PLC0415
 
     task = DailyBackfill(date=args.until, days_back=args.days_back, model_type=args.model_type)
-    return run_tasks([task], args)
+    code = run_tasks([task], args)
+    if code:
+        return code
+    # The scores are published by now; drift of the date is reported as its own status.
+    return _drift_status(task.date, args.model_type or get_settings().model_type)
+
+
+def _drift_status(date: dt.date, model_type: str) -> int:
+    """EXIT_DRIFT, with one error line, if the recorded drift of `date` is above the
+    threshold; 0 otherwise."""
+    from scoring import report  # noqa: PLC0415
+    from scoring.models import drift  # noqa: PLC0415
+
+    record = report.read_drift_record(get_settings(), date)
+    if record is None:
+        raise ScoringError(f"no drift record for {date}; the daily run should have written it")
+    limit = drift.threshold()
+    columns = report.drifted(record, limit)
+    if columns:
+        print(
+            f"error: drift on {date} against the training data of {record['model_id'].iloc[0]}: "
+            f"{', '.join(columns)} above PSI {limit} (scores are published; "
+            f"see {report.drift_record_path(get_settings(), date)})",
+            file=sys.stderr,
+        )
+        return EXIT_DRIFT
+    return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -161,6 +187,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     date = args.date or settings.today
     model_type = args.model_type or settings.model_type
     model_id, table = drift.drift_of_date(settings, load_spec(settings), model_type, date)
+    if args.record:
+        from scoring import report  # noqa: PLC0415
+
+        report.record_drift(settings, date, model_id, table)
     limit = drift.threshold()
     drifted = table[table["psi"] > limit]
     for row in table.itertuples():
@@ -172,6 +202,18 @@ def cmd_drift(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_DRIFT
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from scoring import report  # noqa: PLC0415
+    from scoring.features.spec import load_spec  # noqa: PLC0415
+
+    settings = get_settings()
+    model_type = args.model_type or settings.model_type
+    print(
+        report.write_report(settings, load_spec(settings), model_type, args.date or settings.today)
+    )
     return 0
 
 
@@ -231,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     _luigi_options(predict)
     predict.set_defaults(handler=cmd_predict)
 
-    daily = commands.add_parser("daily", help="score today and every missed day before it")
+    daily = commands.add_parser(
+        "daily",
+        help="score today and every missed day before it, evaluate, check drift, report; "
+        f"exit {EXIT_DRIFT} on drift after publishing",
+    )
     daily.add_argument("--until", type=_date, default=None, help="last date (default today)")
     daily.add_argument("--days-back", type=int, default=None, help="SCORING_BACKFILL_DAYS")
     _luigi_options(daily)
@@ -259,7 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drift.add_argument("--date", type=_date, default=None, help="scored date (default today)")
     drift.add_argument("--model-type", default="", help="hgb or activity (SCORING_MODEL_TYPE)")
+    drift.add_argument(
+        "--record",
+        action="store_true",
+        help="also record it as the drift of the date (reports/drift/, reports/drift.csv)",
+    )
     drift.set_defaults(handler=cmd_drift)
+
+    report = commands.add_parser(
+        "report", help="write the HTML model report of a date (reports/monitoring-*.html)"
+    )
+    report.add_argument("--date", type=_date, default=None, help="report date (default today)")
+    report.add_argument("--model-type", default="", help="hgb or activity (SCORING_MODEL_TYPE)")
+    report.set_defaults(handler=cmd_report)
 
     smoke = commands.add_parser("smoke", help="tiny end-to-end run in a temporary directory")
     smoke.add_argument("--keep", action="store_true", help="keep the temporary directory")

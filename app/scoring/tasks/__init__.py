@@ -16,13 +16,17 @@ from scoring.tasks.data import (
     TrainSet,
     WindowState,
 )
-from scoring.tasks.model import DailyBackfill, LivePredict, Predict, TrainModel
+from scoring.tasks.model import DailyBackfill, LiveEvaluation, LivePredict, Predict, TrainModel
+from scoring.tasks.monitoring import DriftCheck, MonitoringReport
 
 __all__ = [
     "Backtest",
     "DailyBackfill",
     "DailyPartials",
+    "DriftCheck",
+    "LiveEvaluation",
     "LivePredict",
+    "MonitoringReport",
     "Predict",
     "RawConversions",
     "RawEvents",

@@ -171,6 +171,8 @@ class DailyBackfill(DatedTask):
         return [self.first + dt.timedelta(days=i) for i in range(self.days_back + 1)]
 
     def requires(self):
+        from scoring.tasks.monitoring import DriftCheck, MonitoringReport  # noqa: PLC0415
+
         settings = self.settings
         # One batch for every raw day that any date of the range needs.
         earliest = build.window_days(settings, self.first)[0]
@@ -195,21 +197,29 @@ class DailyBackfill(DatedTask):
             ),
             BackfillPartials(first=earliest, last=latest),
             *self.live_evaluations(),
+            # After the scores: the drift of the date and the report (scoring.tasks.monitoring).
+            DriftCheck(date=self.date, model_type=self.model_type or None),
+            MonitoringReport(
+                date=self.date, days_back=self.days_back, model_type=self.model_type or None
+            ),
         ]
 
     def live_evaluations(self) -> list[LiveEvaluation]:
-        """The scored dates of the range, and those of the lead window before it, whose
-        labels have arrived by `date`."""
-        settings = self.settings
-        labelled = settings.latest_labelled_date(self.date)
-        lookback = settings.lead_window + settings.data_delay
-        first = self.first - dt.timedelta(days=lookback)
-        model_type = self.model_type or None
-        dates = [first + dt.timedelta(days=i) for i in range((labelled - first).days + 1)]
-        return [
-            LiveEvaluation(date=d, model_type=model_type, after_scoring=d >= self.first)
-            for d in dates
-        ]
+        return live_evaluations(self.settings, self.date, self.days_back, self.model_type or None)
+
+
+def live_evaluations(
+    settings, date: dt.date, days_back: int, model_type: str | None
+) -> list[LiveEvaluation]:
+    """The scored dates of a backfill of `days_back` days up to `date`, and those of the
+    lead window before it, whose labels have arrived by `date`."""
+    labelled = settings.latest_labelled_date(date)
+    scored_from = date - dt.timedelta(days=days_back)
+    first = scored_from - dt.timedelta(days=settings.lead_window + settings.data_delay)
+    dates = [first + dt.timedelta(days=i) for i in range((labelled - first).days + 1)]
+    return [
+        LiveEvaluation(date=d, model_type=model_type, after_scoring=d >= scored_from) for d in dates
+    ]
 
 
 class BackfillPartials(DailyPartials):
