@@ -60,3 +60,25 @@ def test_invalid_release_tag_is_named(tmp_path):
     assert result.returncode != 0, output
     assert "is not a valid image tag" in output, output
     assert "Base |" not in output, output
+
+
+def test_missing_backup_repository_is_named_before_any_change(tmp_path):
+    """A master without a backup repository stops in the preflight, not after the other plays."""
+    result = run_site(tmp_path, {"scoring_stack_image_tag": "v1.2.0"})
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "backup_repository is not set for preflight-check" in output, output
+    assert "Base |" not in output, output
+
+
+def test_short_backup_password_is_named(tmp_path):
+    settings = {
+        "scoring_stack_image_tag": "v1.2.0",
+        "backup_repository": str(tmp_path / "repository"),
+        "backup_password": "short",
+    }
+    result = run_site(tmp_path, settings)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "backup_password for preflight-check is empty or shorter than 8 characters" in output
+    assert "Base |" not in output, output
