@@ -157,8 +157,9 @@ def wait_for_hub(laptop, within_seconds: int = 90):
     )
 
 
-def hub_client(laptop, *args: str):
-    return laptop.run(f"timeout 600 python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
+def hub_client(laptop, *args: str, within_seconds: int = 600):
+    """hub_client.py on the laptop, ended after `within_seconds` whatever it waits for."""
+    return laptop.run(f"timeout {within_seconds} python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
 
 
 def login(laptop, username: str, password: str, *extra: str):

@@ -230,8 +230,18 @@ def test_runaway_notebook_dies_while_the_daily_run_completes(master, laptop, hub
     since = master.check_output("date +%s").strip()
     master.check_output(f"systemctl start --no-block {DAILY}")
     try:
+        # A kernel killed for its memory never answers: the client gives up after its
+        # run timeout (a bound on the whole call keeps a stuck close from costing minutes).
         runaway = hub_client(
-            laptop, "run", "alice", PASSWORDS["alice"], RUNAWAY, "--run-timeout", "60", "--stop"
+            laptop,
+            "run",
+            "alice",
+            PASSWORDS["alice"],
+            RUNAWAY,
+            "--run-timeout",
+            "60",
+            "--stop",
+            within_seconds=240,
         )
         assert runaway.rc != 0, runaway.stdout
         assert "allocated" not in runaway.stdout, "3 GiB fitted into a 768 MiB limit"
