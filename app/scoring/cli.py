@@ -120,9 +120,12 @@ def _drift_status(date: dt.date, model_type: str) -> int:
     """EXIT_DRIFT, with one error line, if the recorded drift of `date` is above the
     threshold; 0 otherwise."""
     from scoring import report  # noqa: PLC0415
+    from scoring.features.spec import load_spec  # noqa: PLC0415
     from scoring.models import drift  # noqa: PLC0415
 
-    record = report.read_drift_record(get_settings(), date)
+    settings = get_settings()
+    line = report.line_for(settings, load_spec(settings), model_type)
+    record = report.read_drift_record(settings, date, line)
     if record is None:
         raise ScoringError(f"no drift record for {date}; the daily run should have written it")
     limit = drift.threshold()
@@ -131,7 +134,7 @@ def _drift_status(date: dt.date, model_type: str) -> int:
         print(
             f"error: drift on {date} against the training data of {record['model_id'].iloc[0]}: "
             f"{', '.join(columns)} above PSI {limit} (scores are published; "
-            f"see {report.drift_record_path(get_settings(), date)})",
+            f"see {report.drift_record_path(settings, date, line)})",
             file=sys.stderr,
         )
         return EXIT_DRIFT

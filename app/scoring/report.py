@@ -1,8 +1,9 @@
 """What the daily run reports about its model: the recorded drift and the HTML report.
 
-Drift: `reports/drift/<date>.csv` holds the PSI of each feature and of the score on a scored
-date, against the training data of the model that was current when it was computed (named
-in the rows), and `reports/drift.csv` the history of every date, rebuilt from the records.
+Drift: `reports/drift/<date>-<line>.csv` holds the PSI of each feature and of the score on a
+scored date, against the training data of the model of that line that was current when it
+was computed (named in the rows), and `reports/drift.csv` the history of every date and line,
+rebuilt from the records.
 
 The report, `reports/monitoring-<date>-<line>.html`, is one self-contained file (figures as
 embedded PNG, no scripts, no links), so it opens in a browser or in JupyterLab's HTML viewer
@@ -41,8 +42,8 @@ def drift_dir(settings: Settings) -> Path:
     return settings.reports_dir / "drift"
 
 
-def drift_record_path(settings: Settings, date: dt.date) -> Path:
-    return drift_dir(settings) / f"{date.isoformat()}.csv"
+def drift_record_path(settings: Settings, date: dt.date, line: str) -> Path:
+    return drift_dir(settings) / f"{date.isoformat()}-{line}.csv"
 
 
 def drift_history_path(settings: Settings) -> Path:
@@ -52,7 +53,7 @@ def drift_history_path(settings: Settings) -> Path:
 def record_drift(settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame) -> Path:
     """Write the drift record of `date` and rebuild the history; returns the record."""
     record = table.assign(date=date.isoformat(), model_id=model_id, threshold=drift.threshold())
-    target = drift_record_path(settings, date)
+    target = drift_record_path(settings, date, registry.line_of_model(settings, model_id))
     atomic.write_text(record[DRIFT_COLUMNS].to_csv(index=False), target)
     frames = [pd.read_csv(path) for path in sorted(drift_dir(settings).glob("*.csv"))]
     history = pd.concat(frames, ignore_index=True).sort_values(
@@ -62,8 +63,8 @@ def record_drift(settings: Settings, date: dt.date, model_id: str, table: pd.Dat
     return target
 
 
-def read_drift_record(settings: Settings, date: dt.date) -> pd.DataFrame | None:
-    path = drift_record_path(settings, date)
+def read_drift_record(settings: Settings, date: dt.date, line: str) -> pd.DataFrame | None:
+    path = drift_record_path(settings, date, line)
     return pd.read_csv(path) if path.exists() else None
 
 
@@ -184,9 +185,9 @@ def _section_calibration(settings: Settings, history: pd.DataFrame) -> list[str]
     ]
 
 
-def _section_drift(settings: Settings, date: dt.date) -> list[str]:
+def _section_drift(settings: Settings, date: dt.date, line: str) -> list[str]:
     parts = ["<h2>Drift per feature</h2>"]
-    record = read_drift_record(settings, date)
+    record = read_drift_record(settings, date, line)
     if record is None:
         return [*parts, _note(f"No drift record for {date}; run scoring drift --record.")]
     limit = drift.threshold()
@@ -256,7 +257,7 @@ def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: d
         ),
         *_section_metrics(settings, history),
         *_section_calibration(settings, history),
-        *_section_drift(settings, date),
+        *_section_drift(settings, date, line),
         *_section_models(settings, line),
     ]
     document = (

@@ -49,13 +49,13 @@ def test_daily_run_records_drift_writes_the_report_and_exits_3_on_drift(data_roo
 
     # A stable day: exit 0, drift recorded against the current model, report written.
     assert _daily() == 0
-    record = report.read_drift_record(settings, settings.today)
+    line = report.line_for(settings, spec, "hgb")
+    record = report.read_drift_record(settings, settings.today, line)
     assert set(record["column"]) == {*spec.names, "score"}
     assert (record["psi"] <= record["threshold"]).all()
     history = pd.read_csv(report.drift_history_path(settings))
     assert set(history["date"]) == {settings.today.isoformat()}
 
-    line = report.line_for(settings, spec, "hgb")
     path = report.report_path(settings, line, settings.today)
     document = path.read_text()
     assert all(f"<h2>{title}</h2>" in document for title in SECTIONS)
@@ -74,14 +74,14 @@ def test_daily_run_records_drift_writes_the_report_and_exits_3_on_drift(data_roo
     index = table.schema.get_field_index("searches")
     shifted = (table["searches"].to_numpy() * 10 + 20).astype(np.int32)
     pq.write_table(table.set_column(index, "searches", pa.array(shifted)), test_set)
-    report.drift_record_path(settings, settings.today).unlink()
+    report.drift_record_path(settings, settings.today, line).unlink()
 
     assert _daily() == cli.EXIT_DRIFT
     err = capsys.readouterr().err
     assert "searches" in err and "above PSI" in err and "scores are published" in err
     scores = pq.read_table(_todays_predictions(settings, spec))
     assert scores.num_rows == table.num_rows
-    record = report.read_drift_record(settings, settings.today)
+    record = report.read_drift_record(settings, settings.today, line)
     assert report.drifted(record, record["threshold"].iloc[0])[0] == "searches"
     assert "Drift above PSI" in path.read_text() and "searches" in path.read_text()
 
@@ -92,15 +92,16 @@ def test_daily_run_records_drift_writes_the_report_and_exits_3_on_drift(data_roo
 def test_drift_command_records_on_request(data_root):
     settings = get_settings()
     assert cli.main(["daily", "--local-scheduler", "--days-back", "0"]) == 0
-    report.drift_record_path(settings, settings.today).unlink()
+    line = report.line_for(settings, load_spec(settings), "hgb")
+    record = report.drift_record_path(settings, settings.today, line)
+    record.unlink()
     report.drift_history_path(settings).unlink()
     assert cli.main(["drift"]) == 0
-    assert not report.drift_record_path(settings, settings.today).exists()
+    assert not record.exists()
     assert cli.main(["drift", "--record"]) == 0
-    assert report.drift_record_path(settings, settings.today).exists()
+    assert record.exists()
     assert report.drift_history_path(settings).exists()
     # The report command regenerates the report on demand.
-    line = report.line_for(settings, load_spec(settings), "hgb")
     target = report.report_path(settings, line, settings.today)
     target.unlink()
     assert cli.main(["report"]) == 0

@@ -15,7 +15,7 @@ class DriftCheck(ModelTask):
     """PSI of `date`'s features and scores against the current model's training data.
 
     Runs after the date is scored and never fails on drift: it records it
-    (reports/drift/<date>.csv, reports/drift.csv), and `scoring daily` turns drift above
+    (reports/drift/<date>-<line>.csv, reports/drift.csv), and `scoring daily` turns drift above
     SCORING_DRIFT_PSI into its exit status once everything is published. The record is
     complete while it was computed against the model that is current now, so promoting or
     rolling back the model makes the next run compute it again.
@@ -27,13 +27,14 @@ class DriftCheck(ModelTask):
         return Predict(date=self.date, model_type=self.model_type)
 
     def output(self):
-        return luigi.LocalTarget(report.drift_record_path(self.settings, self.date))
+        line = report.line_for(self.settings, self.spec, self.model_type)
+        return luigi.LocalTarget(report.drift_record_path(self.settings, self.date, line))
 
     def complete(self) -> bool:
-        record = report.read_drift_record(self.settings, self.date)
+        line = report.line_for(self.settings, self.spec, self.model_type)
+        record = report.read_drift_record(self.settings, self.date, line)
         if record is None or record.empty:
             return False
-        line = report.line_for(self.settings, self.spec, self.model_type)
         return set(record["model_id"]) == {registry.current_model(self.settings, line)}
 
     def run(self):
