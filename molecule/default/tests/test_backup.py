@@ -40,7 +40,14 @@ COOKIES = "/root/alice.backup-cookies"
 # What the checksums compare: every file of the data root, alice's home (without the caches
 # the backup leaves out), luigid's state, the hub's secret and the release record.
 CHECKSUMMED = f"{DATA} {HOME} /etc/scoring {HUB_STATE}/jupyterhub_cookie_secret"
-NOT_BACKED_UP = ("*/.cache/*", "*/__pycache__/*", "*/.ipynb_checkpoints/*")
+# The role's backup_exclude defaults (regenerable caches), as find -path patterns.
+NOT_BACKED_UP = (
+    "*/.cache/*",
+    "*/.npm/*",
+    "*/.local/share/Trash/*",
+    "*/__pycache__/*",
+    "*/.ipynb_checkpoints/*",
+)
 
 
 @pytest.fixture(scope="module")

@@ -93,10 +93,15 @@ def test_member_runs_a_luigi_task_on_the_dask_cluster(laptop, master, tunnel):
 
     predictions = master.check_output("ls /srv/is24de/models/predictions/").split()
     assert any(name.endswith("-2026-09-01.parquet") for name in predictions), predictions
+    # Outputs belong to the pipeline's own user (the image's, as in the daily run) and the
+    # team, whoever started the run; the journal says who did.
+    image_user = master.check_output("docker inspect --format '{{.Config.User}}' is24de-worker-1")
     owner = master.check_output(
-        "stat -c '%U:%G' /srv/is24de/models/predictions/" + predictions[0]
+        "stat -c '%u:%G' /srv/is24de/models/predictions/" + predictions[0]
     ).strip()
-    assert owner == "alice:team", "outputs belong to the member and the team"
+    assert owner == f"{image_user.split(':')[0]}:team", owner
+    journal = master.check_output("journalctl -t scoring-run --no-pager -o cat")
+    assert "alice: scoring predict --date 2026-09-01" in journal, journal
 
     after = int(
         master.check_output(f"docker compose -p is24de exec -T worker {COUNT_DASK_PREFIXES}")
