@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 
 import pytest
-from helpers import PROJECT, SSH_OPTIONS, authorized_keys_checksums, ssh
+from helpers import SSH_OPTIONS, authorized_keys_checksums, run_playbook, ssh
 
 ORG = "example"
 GITHUB = {
@@ -33,26 +32,9 @@ CURRENT = ["alice", "Bob", "dave", "erin"]
 
 
 def run_users(extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-    """site.yml with only the users role's tasks (`--tags users`) against the Molecule hosts."""
-    command = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        str(PROJECT / "site.yml"),
-        "--tags",
-        "users",
-    ]
-    if extra_vars:
-        command += ["-e", json.dumps(extra_vars)]
-    env = os.environ | {
-        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
+    """The users role's tasks alone (`--tags users`), from the one play of site.yml that
+    holds them, against the Molecule hosts."""
+    return run_playbook("playbooks/access.yml", extra_vars, timeout=900, tags="users")
 
 
 def output_of(run: subprocess.CompletedProcess) -> str:

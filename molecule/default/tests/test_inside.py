@@ -68,7 +68,7 @@ def steered_converge(master, laptop, canary):
     master.run("rm -rf /home/alice/shared-notebooks /home/bob/.ssh.mine")
     master.run(f"rm -rf {DATA}/data/external.moved-*")
     # The link comes back with the next run of the notebooks tasks.
-    run_playbook("site.yml", tags="jupyterhub_notebooks")
+    run_playbook("playbooks/jupyterhub.yml", tags="jupyterhub_notebooks")
 
 
 def test_the_run_after_the_traps_succeeds(steered_converge):
