@@ -26,6 +26,7 @@ import requests
 import websocket
 
 REQUEST_TIMEOUT = 30
+WEBSOCKET_READ_TIMEOUT = 5
 
 
 class HubError(Exception):
@@ -129,10 +130,13 @@ class Hub:
         parts = urlsplit(channels_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         session_id = uuid.uuid4().hex
+        # A short read timeout: recv() answers the server's pings itself and keeps
+        # waiting, so with a timeout as long as the ping interval it may never return
+        # and the deadline below would never be looked at.
         ws = websocket.create_connection(
             f"{scheme}://{parts.netloc}{parts.path}?session_id={session_id}",
             header=[f"Authorization: token {self.token}"],
-            timeout=REQUEST_TIMEOUT,
+            timeout=WEBSOCKET_READ_TIMEOUT,
         )
         msg_id = uuid.uuid4().hex
         ws.send(

@@ -128,7 +128,9 @@ def restic(config: Config, *args: str, stream: bool = False) -> subprocess.Compl
 UNREACHABLE = re.compile(
     r"(connection refused|connection timed out|timed out|no route to host|could not resolve"
     r"|name or service not known|network is unreachable|temporary failure in name resolution"
-    r"|connection closed by|connection reset)",
+    r"|connection closed by|connection reset"
+    # ssh gave up before the sftp session began (restic does not always pass its reason on)
+    r"|server unexpectedly closed connection)",
     re.IGNORECASE,
 )
 
