@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
 
 import pytest
 import testinfra
-from helpers import CLIENT, HUB, HUB_PORT, LOCAL_PORT, SSH_OPTIONS, TUNNEL_SOCKET, wait_for_hub
+from helpers import HUB, LOCAL_PORT, TUNNEL_SOCKET, open_hub_forward, wait_for_hub
 
 
 def _host(name: str) -> testinfra.host.Host:
@@ -29,17 +28,7 @@ def laptop() -> testinfra.host.Host:
 @pytest.fixture(scope="module")
 def hub(laptop):
     """A forward of the hub's port to the laptop, made with alice's key, and the client."""
-    laptop.ansible(
-        "copy",
-        f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
-        check=False,
-    )
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit alice@master")
-    tunnel = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {TUNNEL_SOCKET} -f -N "
-        f"-o ExitOnForwardFailure=yes -L {LOCAL_PORT}:127.0.0.1:{HUB_PORT} alice@master"
-    )
-    assert tunnel.rc == 0, tunnel.stderr
+    open_hub_forward(laptop, "alice", LOCAL_PORT, TUNNEL_SOCKET)
     ready = wait_for_hub(laptop)
     assert ready.rc == 0, f"the hub never answered through the forward: {ready.stderr}"
     yield HUB

@@ -80,6 +80,24 @@ def open_ports(laptop, target: str, *nmap_options: str) -> list[int]:
     return sorted(int(port) for port in re.findall(r"(\d+)/open/tcp", scan.stdout))
 
 
+def run_unit(master, unit: str):
+    """Start a systemd unit as its timer would; its result and this run's journal lines."""
+    run = master.run(f"systemctl start {unit}.service")
+    invocation = master.check_output(f"systemctl show --property InvocationID --value {unit}")
+    journal = master.check_output(
+        f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
+    )
+    return run, journal
+
+
+def generate_recent_data(master) -> None:
+    """Fresh synthetic raw data for the 130 days up to today, as the daily run needs it."""
+    start = master.check_output("date -d '-129 days' +%F")
+    master.check_output(
+        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
+    )
+
+
 def ipv6_address(host) -> str:
     """The host's global IPv6 address on the test network (the scenarios give it one)."""
     address = host.check_output(
@@ -149,17 +167,33 @@ TUNNEL_SOCKET = "/root/.jupyterhub-tunnel.sock"
 PASSWORDS = {"alice": "Quiet-harbor-71", "bob": "Amber-signal-38"}
 
 
-def wait_for_hub(laptop, within_seconds: int = 90):
+def open_hub_forward(laptop, user: str, local_port: int, socket: str) -> None:
+    """Copy hub_client.py to the laptop and forward `local_port` there to the master's hub,
+    made with `user`'s key (a control socket, so that it can be closed again)."""
+    laptop.ansible(
+        "copy",
+        f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
+        check=False,
+    )
+    laptop.run(f"ssh -S {socket} -O exit {user}@master")
+    tunnel = laptop.run(
+        f"ssh {SSH_OPTIONS} -i /root/keys/{user} -M -S {socket} -f -N "
+        f"-o ExitOnForwardFailure=yes -L {local_port}:127.0.0.1:{HUB_PORT} {user}@master"
+    )
+    assert tunnel.rc == 0, tunnel.stderr
+
+
+def wait_for_hub(laptop, within_seconds: int = 90, hub: str = HUB):
     """Poll the hub's API through the forward until it answers, bounded in time."""
     return laptop.run(
         f"curl -sSf --retry {within_seconds} --retry-delay 1 --retry-all-errors "
-        f"--retry-max-time {within_seconds} --max-time 10 {HUB}/hub/api"
+        f"--retry-max-time {within_seconds} --max-time 10 {hub}/hub/api"
     )
 
 
-def hub_client(laptop, *args: str, within_seconds: int = 600):
+def hub_client(laptop, *args: str, within_seconds: int = 600, hub: str = HUB):
     """hub_client.py on the laptop, ended after `within_seconds` whatever it waits for."""
-    return laptop.run(f"timeout {within_seconds} python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
+    return laptop.run(f"timeout {within_seconds} python3 {CLIENT} --hub {hub} {shlex.join(args)}")
 
 
 def login(laptop, username: str, password: str, *extra: str):

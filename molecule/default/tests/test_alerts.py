@@ -12,7 +12,7 @@ import json
 import urllib.parse
 
 import pytest
-from helpers import PASSWORDS, all_healthy, hub_client, wait_for
+from helpers import PASSWORDS, all_healthy, generate_recent_data, hub_client, wait_for
 
 PROJECT = "is24de"
 DAILY = f"scoring-daily-{PROJECT}.service"
@@ -223,10 +223,7 @@ print("allocated", 64 * len(chunks), "MiB")
 
 def test_runaway_notebook_dies_while_the_daily_run_completes(master, laptop, hub, passwords):
     passwords("alice", PASSWORDS["alice"])
-    start = master.check_output("date -d '-129 days' +%F")
-    master.check_output(
-        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
-    )
+    generate_recent_data(master)
     since = master.check_output("date +%s").strip()
     master.check_output(f"systemctl start --no-block {DAILY}")
     try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from pathlib import Path
 
+import helpers
 import pytest
 import testinfra
-from helpers import SSH_OPTIONS, all_healthy, luigid_tasks, run_playbook, stack_containers, wait_for
+from helpers import all_healthy, luigid_tasks, run_playbook, stack_containers, wait_for
 
 PROJECT = "is24de"
 UNIT = f"backup-{PROJECT}"
@@ -34,7 +34,6 @@ MEMBER_PASSWORD = "Copper-lantern-52"
 # The hub, forwarded to the laptop with bob's key: alice's home (and keys) get wiped.
 LOCAL_PORT = 18010
 HUB = f"http://127.0.0.1:{LOCAL_PORT}"
-CLIENT = "/root/hub_client.py"
 TUNNEL_SOCKET = "/root/.backup-hub-tunnel.sock"
 COOKIES = "/root/alice.backup-cookies"
 # What the checksums compare: every file of the data root, alice's home (without the caches
@@ -57,13 +56,7 @@ def backup_host() -> testinfra.host.Host:
 
 
 def run_unit(master, unit: str = UNIT):
-    """Start a oneshot unit as its timer would; its result and this run's journal lines."""
-    run = master.run(f"systemctl start {unit}.service")
-    invocation = master.check_output(f"systemctl show --property InvocationID --value {unit}")
-    journal = master.check_output(
-        f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
-    )
-    return run, journal
+    return helpers.run_unit(master, unit)
 
 
 def status(master) -> dict:
@@ -104,14 +97,11 @@ def outputs(master) -> dict[str, str]:
 
 
 def hub_client(laptop, *args: str):
-    return laptop.run(f"timeout 300 python3 {CLIENT} --hub {HUB} {shlex.join(args)}")
+    return helpers.hub_client(laptop, *args, within_seconds=300, hub=HUB)
 
 
 def hub_answers(laptop):
-    return laptop.run(
-        "curl -sSf --retry 90 --retry-delay 1 --retry-all-errors --retry-max-time 90 "
-        f"--max-time 10 {HUB}/hub/api"
-    )
+    return helpers.wait_for_hub(laptop, hub=HUB)
 
 
 def whoami(laptop) -> str | None:
@@ -124,10 +114,7 @@ def pipeline_ran(master):
     """The daily pipeline has run on this master (it is run here if it has not yet)."""
     predictions = master.run(f"ls {DATA}/models/predictions").stdout.split()
     if not any(name.endswith(".parquet") for name in predictions):
-        start = master.check_output("date -d '-129 days' +%F")
-        master.check_output(
-            f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
-        )
+        helpers.generate_recent_data(master)
         run, journal = run_unit(master, DAILY)
         assert run.rc == 0, journal
     predictions = master.check_output(f"ls {DATA}/models/predictions").split()
@@ -138,17 +125,7 @@ def pipeline_ran(master):
 @pytest.fixture(scope="module")
 def member(master, laptop, pipeline_ran):
     """alice with a hub password, a saved login cookie, a notebook and a cache in her home."""
-    laptop.ansible(
-        "copy",
-        f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
-        check=False,
-    )
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit bob@master")
-    tunnel = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/bob -M -S {TUNNEL_SOCKET} -f -N "
-        f"-o ExitOnForwardFailure=yes -L {LOCAL_PORT}:127.0.0.1:8000 bob@master"
-    )
-    assert tunnel.rc == 0, tunnel.stderr
+    helpers.open_hub_forward(laptop, "bob", LOCAL_PORT, TUNNEL_SOCKET)
     assert hub_answers(laptop).rc == 0
     saved_hash = master.check_output("getent shadow alice | cut -d: -f2")
     master.check_output(f"echo {shlex.quote(f'alice:{MEMBER_PASSWORD}')} | chpasswd")

@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from helpers import luigid_tasks
+from helpers import generate_recent_data, luigid_tasks
 from test_stage_and_rollback import run_daily, today
 
 ROOT = "/srv/is24de"
@@ -24,10 +24,7 @@ def outputs(master) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(master):
-    start = master.check_output("date -d '-129 days' +%F")
-    master.check_output(
-        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
-    )
+    generate_recent_data(master)
     day = today(master)
     run, journal = run_daily(master)
     assert run.rc == 0, journal

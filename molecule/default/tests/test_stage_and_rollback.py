@@ -9,10 +9,12 @@ import pytest
 from helpers import (
     SSH_OPTIONS,
     all_healthy,
+    generate_recent_data,
     http_get,
     luigid_tasks,
     release_record,
     run_playbook,
+    run_unit,
     stack_containers,
 )
 
@@ -37,13 +39,8 @@ def production_state(master) -> dict:
 
 
 def run_daily(master):
-    """Start the daily service as the timer would; the journal lines of this run."""
-    run = master.run(f"systemctl start {DAILY}.service")
-    invocation = master.check_output(f"systemctl show --property InvocationID --value {DAILY}")
-    journal = master.check_output(
-        f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
-    )
-    return run, journal
+    """Start the daily service as the timer would; its result and the journal of this run."""
+    return run_unit(master, DAILY)
 
 
 def today(master) -> str:
@@ -116,10 +113,7 @@ def test_daily_timer_scores_today_with_the_promoted_release(master):
     assert "Persistent=yes" in timer, timer
     assert "UnitFileState=enabled" in timer, timer
 
-    start = master.check_output("date -d '-129 days' +%F")
-    master.check_output(
-        f"scoring-run scoring generate --force --quiet --users 300 --days 130 --start {start}"
-    )
+    generate_recent_data(master)
     day = today(master)
     run, journal = run_daily(master)
     assert run.rc == 0, journal
