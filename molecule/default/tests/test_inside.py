@@ -8,7 +8,7 @@ import re
 import shlex
 
 import pytest
-from helpers import PASSWORDS, SSH_OPTIONS, login, run_playbook, ssh, wait_for
+from helpers import PASSWORDS, SSH_OPTIONS, http_get, login, run_playbook, ssh, wait_for
 
 CANARY = "/etc/scoring-canary"
 DATA = "/srv/is24de"
@@ -293,18 +293,28 @@ def test_repeated_wrong_passwords_throttle_that_name_for_a_while(master, laptop,
 # --- Forwarding ----------------------------------------------------------------------------
 
 
-def forward(laptop, destination: str, request: str = ""):
+def forward(laptop, destination: str):
     """A direct-tcpip channel to `destination` through alice's session (what -L opens)."""
     return laptop.run(
-        f"printf {shlex.quote(request)} | timeout 30 ssh {SSH_OPTIONS} -i /root/keys/alice "
-        f"-W {destination} alice@master"
+        f"timeout 30 ssh {SSH_OPTIONS} -i /root/keys/alice -W {destination} alice@master </dev/null"
     )
 
 
 def test_a_forward_to_a_team_service_works(laptop):
-    answer = forward(laptop, "127.0.0.1:8082", "GET /api/task_list?data={} HTTP/1.0\r\n\r\n")
-    assert answer.rc == 0, answer.stderr
-    assert "HTTP/1" in answer.stdout and "200" in answer.stdout.splitlines()[0], answer.stdout
+    # A real -L forward held open while the request runs: with `ssh -W` fed from a pipe,
+    # the end of stdin could close the channel before the answer came back.
+    socket = "/root/.inside-forward.sock"
+    opened = laptop.run(
+        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
+        "-o ExitOnForwardFailure=yes -L 18998:127.0.0.1:8082 alice@master"
+    )
+    assert opened.rc == 0, opened.stderr
+    try:
+        answer = http_get(laptop, "http://127.0.0.1:18998/api/task_list?data=%7B%7D")
+        assert answer.rc == 0, answer.stderr
+        assert '"response"' in answer.stdout, answer.stdout
+    finally:
+        laptop.run(f"ssh -S {socket} -O exit alice@master")
 
 
 @pytest.mark.parametrize(
