@@ -10,6 +10,7 @@ shapes which name).
 
     data/raw/users/<YYYY-MM-DD>.parquet       (user attributes as of that day)
     data/interim/daily/<YYYY-MM-DD>.parquet
+    data/interim/daily/raw-fingerprints.json  (a cache: raw files' fingerprints by stat key)
     data/interim/window/<YYYY-MM-DD>-<feature-hash>.arrow
     data/processed/train/<min-date>-<max-date>-<dates-hash>-<feature-hash>.parquet
     data/processed/test/<YYYY-MM-DD>-<feature-hash>.parquet
@@ -80,6 +81,12 @@ def model_id(
 
 def daily_partial_path(settings: Settings, day: dt.date) -> Path:
     return settings.daily_partials_dir / f"{day.isoformat()}.parquet"
+
+
+def raw_fingerprints_path(settings: Settings) -> Path:
+    # Next to the partials that record the fingerprints, in the pipeline's own directory:
+    # the raw directories belong to the delivery.
+    return settings.daily_partials_dir / "raw-fingerprints.json"
 
 
 def window_state_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:

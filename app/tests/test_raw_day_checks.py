@@ -2,6 +2,7 @@
 day and the check, writes nothing and fails the run; the policy decides what comes next."""
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -173,6 +174,22 @@ def test_raw_file_changed_after_processing_is_detected(data_root, capsys):
     assert f"raw day {DAY} failed the 'changed' check" in err, err
     assert partial.stat().st_mtime_ns == built  # old content is not silently replaced
     assert not list(settings.predictions_dir.glob(f"*-{settings.today}.parquet"))
+
+
+def test_raw_file_rewritten_with_its_old_mtime_restored_is_detected(data_root):
+    """Same size, same inode, the old mtime put back: only the ctime and the bytes differ."""
+    settings = get_settings()
+    build.ensure_daily_partials(settings, [DAY], progress=False)
+    raw = naming.raw_events_path(settings, DAY)
+    before = raw.stat()
+    data = bytearray(raw.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with raw.open("r+b") as handle:
+        handle.write(data)
+    os.utime(raw, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (raw.stat().st_size, raw.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(checks.RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
+        build.ensure_daily_partials(settings, [DAY], progress=False)
 
 
 def test_schema_errors_are_still_raw_data_errors(data_root):

@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
 import statistics
 import threading
 import time
@@ -39,6 +41,8 @@ from scoring import atomic, naming
 from scoring.data import dataset
 from scoring.errors import RawDataError
 from scoring.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CHECKS = (
     "missing",
@@ -69,30 +73,166 @@ class RawDayError(RawDataError):
 
 
 # --- fingerprints ---------------------------------------------------------------------
+#
+# A fingerprint is the SHA-256 of a file's bytes. Hashing the raw files of a whole window
+# costs more than the daily slide itself, so a fingerprint is kept together with the stat
+# key it was taken under: device, inode, size, mtime and ctime (nanoseconds). The kernel
+# sets ctime on every change of a file's content or metadata, and no call from user space
+# sets it back, so a rewrite that restores the old mtime (os.utime, touch -r, rsync -t)
+# still changes the key; so does a replacement by rename (another inode). A file is hashed
+# again whenever its key differs from the one kept.
+#
+# File clocks are coarse (a kernel tick; a second or two on some file systems), so a file
+# changed again within the same tick right after it was hashed could keep its key. A
+# fingerprint is therefore only kept when the file's last change lies at least RACY_NS
+# before the hashing began (what git does with "racily clean" entries); a file changed
+# more recently is hashed on every call until it has been left alone for that long.
 
-_fingerprints: dict[tuple[str, int, int], str] = {}
-_fingerprint_lock = threading.Lock()
+RACY_NS = 2_000_000_000
+CACHE_VERSION = 1
+_KEY_FIELDS = 5
+_FINGERPRINT_LENGTH = 16
+StatKey = tuple[int, ...]
 
 
-def fingerprint(path: Path) -> str:
-    """SHA-256 (16 hex digits) of a file's bytes, or `absent`; cached by size and mtime."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return ABSENT
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _fingerprint_lock:
-        known = _fingerprints.get(key)
-    if known is not None:
-        return known
+def stat_key(stat: os.stat_result) -> StatKey:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 (16 hex digits) of a file's bytes, read in full."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    value = digest.hexdigest()[:16]
-    with _fingerprint_lock:
-        _fingerprints[key] = value
-    return value
+    return digest.hexdigest()[:_FINGERPRINT_LENGTH]
+
+
+def _valid_entry(entry: object) -> tuple[StatKey, str] | None:
+    if not isinstance(entry, dict):
+        return None
+    key, value = entry.get("key"), entry.get("fingerprint")
+    if not (isinstance(key, list) and len(key) == _KEY_FIELDS):
+        return None
+    if not all(isinstance(part, int) and not isinstance(part, bool) for part in key):
+        return None
+    if not (isinstance(value, str) and len(value) == _FINGERPRINT_LENGTH):
+        return None
+    if any(c not in "0123456789abcdef" for c in value):
+        return None
+    return tuple(key), value
+
+
+def _load_entries(path: Path) -> dict[str, tuple[StatKey, str]]:
+    """The entries of a cache file; nothing when it is missing, unreadable or malformed."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return {}
+    if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
+        return {}
+    files = payload.get("files")
+    if not isinstance(files, dict):
+        return {}
+    entries = {}
+    for name, entry in files.items():
+        valid = _valid_entry(entry)
+        if valid is not None:
+            entries[name] = valid
+    return entries
+
+
+class FingerprintCache:
+    """Fingerprints by stat key, in memory and, with a `path`, in a JSON file.
+
+    The file is only a hint: a missing, unreadable or malformed file, or a malformed entry,
+    means hashing again, never an error; an entry counts only while the file's stat key is
+    the one it was taken under. `save` writes the file atomically (the last of two
+    concurrent writers wins; the other's new entries are hashed again next time).
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self._entries = _load_entries(path) if path is not None else {}
+        self._changed = False
+        self._lock = threading.Lock()
+
+    def fingerprint(self, path: Path) -> str:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return ABSENT
+        name = str(Path(path).absolute())
+        key = stat_key(stat)
+        with self._lock:
+            known = self._entries.get(name)
+        if known is not None and known[0] == key:
+            return known[1]
+        started = time.time_ns()
+        value = hash_file(path)
+        try:
+            unchanged = stat_key(path.stat()) == key
+        except FileNotFoundError:
+            unchanged = False
+        settled = started - max(stat.st_mtime_ns, stat.st_ctime_ns) >= RACY_NS
+        with self._lock:
+            if unchanged and settled:
+                self._entries[name] = (key, value)
+                self._changed = True
+            elif self._entries.pop(name, None) is not None:
+                self._changed = True
+        return value
+
+    def entry(self, path: Path) -> tuple[str, StatKey, str] | None:
+        """The kept fingerprint of `path` with its key, to hand to another cache."""
+        name = str(Path(path).absolute())
+        with self._lock:
+            known = self._entries.get(name)
+        return None if known is None else (name, *known)
+
+    def remember(self, entry: tuple[str, StatKey, str]) -> None:
+        name, key, value = entry
+        with self._lock:
+            if self._entries.get(name) != (key, value):
+                self._entries[name] = (key, value)
+                self._changed = True
+
+    def save(self) -> None:
+        """Write the entries of files that still exist; a failure only costs hashing again."""
+        if self.path is None or not self._changed:
+            return
+        with self._lock:
+            entries = {n: e for n, e in self._entries.items() if Path(n).exists()}
+            self._changed = False
+        payload = {
+            "version": CACHE_VERSION,
+            "files": {
+                n: {"key": list(k), "fingerprint": v} for n, (k, v) in sorted(entries.items())
+            },
+        }
+        try:
+            atomic.write_text(json.dumps(payload, indent=1) + "\n", self.path)
+        except OSError as error:
+            log.warning("raw fingerprints not kept in %s: %s", self.path, error)
+
+
+_memory = FingerprintCache()
+
+
+def kept_in_memory(path: Path) -> tuple[str, StatKey, str] | None:
+    """The fingerprint this process keeps for `path` (see FingerprintCache.entry)."""
+    return _memory.entry(path)
+
+
+def raw_fingerprints(settings: Settings) -> FingerprintCache:
+    """The fingerprints of the raw files, kept under data/interim/ (see naming)."""
+    return FingerprintCache(naming.raw_fingerprints_path(settings))
+
+
+def fingerprint(path: Path, cache: FingerprintCache | None = None) -> str:
+    """SHA-256 (16 hex digits) of a file's bytes, or `absent`; hashed again only when the
+    file's stat key changed (see above). Without `cache`, this process's memory."""
+    return (cache or _memory).fingerprint(path)
 
 
 FINGERPRINT_KEY = b"scoring.raw_fingerprint"
@@ -113,17 +253,37 @@ def with_fingerprint(table: pa.Table, value: str) -> pa.Table:
     return table.replace_schema_metadata(metadata)
 
 
-def partial_is_current(settings: Settings, day: dt.date) -> bool:
+def partial_is_current(
+    settings: Settings, day: dt.date, cache: FingerprintCache | None = None
+) -> bool:
     recorded = recorded_fingerprint(naming.daily_partial_path(settings, day))
-    return recorded is not None and recorded == fingerprint(naming.raw_events_path(settings, day))
+    return recorded is not None and recorded == fingerprint(
+        naming.raw_events_path(settings, day), cache
+    )
 
 
-def check_not_changed(settings: Settings, day: dt.date) -> None:
+def current_partials(settings: Settings, days: list[dt.date]) -> list[dt.date]:
+    """The days whose partial was built from the raw file as it is now.
+
+    Loads the kept raw fingerprints once and keeps what was hashed anew.
+    """
+    cache = raw_fingerprints(settings)
+    try:
+        return [day for day in days if partial_is_current(settings, day, cache)]
+    finally:
+        cache.save()
+
+
+def check_not_changed(
+    settings: Settings, day: dt.date, cache: FingerprintCache | None = None
+) -> None:
     """Fail if a partial of `day` exists that was built from other content than today's."""
     partial = naming.daily_partial_path(settings, day)
     recorded = recorded_fingerprint(partial)
-    current = fingerprint(naming.raw_events_path(settings, day))
-    if recorded is not None and recorded != current:
+    if recorded is None:
+        return
+    current = fingerprint(naming.raw_events_path(settings, day), cache)
+    if recorded != current:
         raise RawDayError(
             day,
             "changed",

@@ -82,23 +82,35 @@ def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: boo
     Before any work: a partial built from other content than the raw file has now fails
     the run ('changed'), and a missing or late day is handled by the raw-day policy.
     """
-    todo = [d for d in days if not checks.partial_is_current(settings, d)]
-    for day in todo:
-        checks.check_not_changed(settings, day)
-    arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
-    tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
-    # Every task finishes (none is left writing) before the first bad day is reported.
-    failures = [error for error in run_tasks(settings, tasks, "daily partials", progress) if error]
+    # The raw files' fingerprints are kept by stat key: only new or changed files are read.
+    fingerprints = checks.raw_fingerprints(settings)
+    try:
+        todo = [d for d in days if not checks.partial_is_current(settings, d, fingerprints)]
+        for day in todo:
+            checks.check_not_changed(settings, day, fingerprints)
+        arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
+        tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
+        # Every task finishes (none is left writing) before the first bad day is reported.
+        results = run_tasks(settings, tasks, "daily partials", progress)
+        for _, kept in results:
+            if kept is not None:  # the fingerprint the task took, so the next run need not
+                fingerprints.remember(kept)
+    finally:
+        fingerprints.save()
+    failures = [error for error, _ in results if error]
     if failures:
         raise failures[0]
 
 
-def _write_or_report(settings: Settings, day: dt.date, arrived: bool) -> RawDataError | None:
+def _write_or_report(
+    settings: Settings, day: dt.date, arrived: bool
+) -> tuple[RawDataError | None, tuple | None]:
+    """The day's error, or the raw fingerprint its partial records (when it is kept)."""
     try:
         write_daily_partial(settings, day, arrived)
     except RawDataError as error:
-        return error
-    return None
+        return error, None
+    return None, checks.kept_in_memory(naming.raw_events_path(settings, day))
 
 
 def read_partial(settings: Settings, day: dt.date) -> pa.Table:

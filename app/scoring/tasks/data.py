@@ -61,8 +61,8 @@ class DailyPartials(Configured):
         return [luigi.LocalTarget(naming.daily_partial_path(self.settings, d)) for d in self.days()]
 
     def complete(self) -> bool:
-        settings = self.settings
-        return all(checks.partial_is_current(settings, d) for d in self.days())
+        days = self.days()
+        return checks.current_partials(self.settings, days) == days
 
     def run(self):
         build.ensure_daily_partials(self.settings, self.days())

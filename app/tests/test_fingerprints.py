@@ -1,0 +1,176 @@
+"""A raw file's fingerprint is kept with its stat key and taken again only when the key
+changed: an unchanged file is not read again, a changed one always is (even with its old
+mtime restored), and a bad cache file only means hashing again."""
+
+import datetime as dt
+import json
+import os
+
+import pytest
+from scoring import naming
+from scoring.data import checks
+from scoring.features import build
+from scoring.settings import get_settings
+
+DAY = dt.date(2026, 1, 27)
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """The files hashed (read in full) while the test runs."""
+    calls = []
+    real = checks.hash_file
+
+    def spy(path):
+        calls.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(checks, "hash_file", spy)
+    return calls
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files written by the test count as settled at once (no racy interval)."""
+    monkeypatch.setattr(checks, "RACY_NS", 0)
+
+
+def _wait_for_new_ctime(path, old_ctime_ns, mtime_ns):
+    """Restore the mtime until the kernel's clock has moved past the old ctime."""
+    while True:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+        if path.stat().st_ctime_ns != old_ctime_ns:
+            return
+
+
+def _rewrite_in_place_keeping_mtime(path):
+    """Other bytes of the same size, same inode, and the old mtime put back."""
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with path.open("r+b") as handle:
+        handle.write(data)
+    _wait_for_new_ctime(path, before.st_ctime_ns, before.st_mtime_ns)
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
+def test_an_unchanged_file_is_not_read_again(tmp_path, hashed, settled):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache_file = tmp_path / "fingerprints.json"
+    first = checks.FingerprintCache(cache_file)
+    value = first.fingerprint(raw)
+    first.save()
+    assert hashed == ["day.parquet"]
+    # A later run (a new process): the kept fingerprint, without reading the file.
+    assert checks.FingerprintCache(cache_file).fingerprint(raw) == value
+    assert hashed == ["day.parquet"]
+
+
+def test_a_rewrite_with_its_old_mtime_restored_is_detected(tmp_path, hashed, settled):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache_file = tmp_path / "fingerprints.json"
+    cache = checks.FingerprintCache(cache_file)
+    before = cache.fingerprint(raw)
+    cache.save()
+    _rewrite_in_place_keeping_mtime(raw)
+    assert checks.FingerprintCache(cache_file).fingerprint(raw) != before
+    assert cache.fingerprint(raw) != before
+    assert checks.fingerprint(raw) == checks.hash_file(raw)  # this process's memory too
+
+
+def test_a_replacement_by_rename_is_detected(tmp_path, settled):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache = checks.FingerprintCache(tmp_path / "fingerprints.json")
+    before = cache.fingerprint(raw)
+    stat = raw.stat()
+    replacement = tmp_path / ".day.parquet.new"
+    replacement.write_bytes(b"events of one dax")  # same size
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    replacement.replace(raw)
+    assert cache.fingerprint(raw) != before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00\xff not json",
+        b"[1, 2, 3]",
+        b'{"version": 99, "files": {}}',
+        b'{"version": 1, "files": []}',
+        b"{",
+    ],
+    ids=["bytes", "list", "other-version", "files-not-a-map", "truncated"],
+)
+def test_a_corrupt_cache_file_means_hashing_again(tmp_path, hashed, settled, content):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache_file = tmp_path / "fingerprints.json"
+    cache_file.write_bytes(content)
+    cache = checks.FingerprintCache(cache_file)
+    assert cache.fingerprint(raw) == checks.hash_file(raw)
+    cache.save()  # replaces the bad file
+    assert json.loads(cache_file.read_text())["version"] == checks.CACHE_VERSION
+
+
+def test_a_malformed_entry_is_not_trusted(tmp_path, hashed, settled):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    key = list(checks.stat_key(raw.stat()))
+    cache_file = tmp_path / "fingerprints.json"
+    bad = [
+        {"key": key, "fingerprint": "not hex at all!!"},
+        {"key": key[:4], "fingerprint": "0" * 16},
+        {"key": [*key[:4], "x"], "fingerprint": "0" * 16},
+        {"key": key, "fingerprint": 7},
+    ]
+    for entry in bad:
+        payload = {"version": checks.CACHE_VERSION, "files": {str(raw.absolute()): entry}}
+        cache_file.write_text(json.dumps(payload))
+        assert checks.FingerprintCache(cache_file).fingerprint(raw) == checks.hash_file(raw)
+    assert hashed.count("day.parquet") == 2 * len(bad)
+
+
+def test_an_unreadable_or_unwritable_cache_is_no_error(tmp_path, hashed, settled):
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache_file = tmp_path / "fingerprints.json"
+    cache_file.mkdir()  # neither readable nor replaceable as a file, even by root
+    cache = checks.FingerprintCache(cache_file)
+    assert cache.fingerprint(raw) == checks.hash_file(raw)
+    cache.save()
+    assert cache_file.is_dir()
+
+
+def test_a_recently_changed_file_is_hashed_every_time(tmp_path, hashed, monkeypatch):
+    monkeypatch.setattr(checks, "RACY_NS", 3600 * 10**9)  # changed "just now"
+    raw = tmp_path / "day.parquet"
+    raw.write_bytes(b"events of one day")
+    cache = checks.FingerprintCache(tmp_path / "fingerprints.json")
+    cache.fingerprint(raw)
+    cache.fingerprint(raw)
+    assert hashed == ["day.parquet", "day.parquet"]
+
+
+def test_the_daily_checks_read_only_new_or_changed_raw_files(
+    data_root, hashed, settled, monkeypatch
+):
+    settings = get_settings()
+    days = build.window_days(settings, DAY + dt.timedelta(days=1))
+    build.ensure_daily_partials(settings, days, progress=False)
+    assert naming.raw_fingerprints_path(settings).exists()
+    hashed.clear()
+    monkeypatch.setattr(checks, "_memory", checks.FingerprintCache())  # a new process
+    build.ensure_daily_partials(settings, days, progress=False)
+    assert hashed == []
+    _rewrite_in_place_keeping_mtime(naming.raw_events_path(settings, DAY))
+    with pytest.raises(checks.RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
+        build.ensure_daily_partials(settings, days, progress=False)
+    assert hashed == [f"{DAY}.parquet"]
