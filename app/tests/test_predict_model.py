@@ -57,3 +57,52 @@ def test_a_missing_feature_is_named():
     model = train_model.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
     with pytest.raises(Exception, match="saves"):
         predict_model.predict(model, _frame(10, seed=4).drop(columns=["saves"]))
+
+
+def _lookup_calls(monkeypatch) -> list[bool]:
+    """Whether each binning went through the lookup tables (True) or the binary search."""
+    calls = []
+    real = predict_model._bins_by_lookup
+
+    def spy(*args):
+        binned = real(*args)
+        calls.append(binned is not None)
+        return binned
+
+    monkeypatch.setattr(predict_model, "_bins_by_lookup", spy)
+    return calls
+
+
+def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
+    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    features = _frame(1_000, seed=2)
+    # Beyond the training range (last bin), and narrow types whose offsets must not wrap.
+    features.loc[3, "account_age_days"] = 5_000
+    features["is_premium"] = features["is_premium"].astype(np.int8)
+    features.loc[7, "is_premium"] = np.int8(-128)
+    features.loc[8, "is_premium"] = np.int8(127)
+    features["saves"] = features["saves"].astype(np.uint16)
+    calls = _lookup_calls(monkeypatch)
+    scores = predict_model.probabilities(model, features)
+    assert calls == [True]
+    assert np.array_equal(scores, model.predict_proba(features))
+    pipeline, booster = predict_model._binned_booster(model)
+    assert np.array_equal(
+        predict_model._bins_by_lookup(pipeline, booster, features[NAMES]),
+        predict_model._bins(pipeline, booster, features[NAMES]),
+    )
+
+
+@pytest.mark.parametrize("change", ["float", "wide"])
+def test_other_columns_are_binned_by_search(monkeypatch, change):
+    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    features = _frame(1_000, seed=2)
+    if change == "float":
+        features["saves"] = features["saves"].astype(np.float64)
+        features.loc[4, "saves"] = np.nan  # the missing-value bin
+    else:
+        features.loc[4, "account_age_days"] = 2 * predict_model.LOOKUP_RANGE
+    calls = _lookup_calls(monkeypatch)
+    scores = predict_model.probabilities(model, features)
+    assert calls == [False]
+    assert np.array_equal(scores, model.predict_proba(features))

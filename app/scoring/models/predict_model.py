@@ -5,6 +5,8 @@ the same trees compare a feature's bin with the split's bin instead of the value
 split's threshold, which gives the same leaf, and therefore bit for bit the same
 probabilities as `predict_proba` (test_predict_model checks it). The binned block is a
 sixteenth of the float matrix and stays in the CPU cache while the trees run over it.
+Integer columns of a small range (all of the feature table's) get their bins from one
+lookup table per column, built by the model's own binning of every value of the range.
 Other models go through `TrainedModel.predict_proba`.
 """
 
@@ -22,6 +24,8 @@ from scoring.models.train_model import TrainedModel
 PREDICTION_SCHEMA = pa.schema([("id", pa.int64()), ("date", pa.date32()), ("target", pa.float64())])
 # Rows per block: 65,536 rows x 15 features of one byte stay inside a core's L2 cache.
 BLOCK_ROWS = 1 << 16
+# Columns of integers within this many values are binned through lookup tables.
+LOOKUP_RANGE = 1 << 16
 # Private scikit-learn attributes the binned scoring uses; without any of them (another
 # scikit-learn version) the model is scored through predict_proba.
 _BINNED_ATTRIBUTES = ("_bin_mapper", "_predictors", "_baseline_prediction", "_loss")
@@ -42,13 +46,56 @@ def _binned_booster(model: TrainedModel) -> tuple[Pipeline, HistGradientBoosting
     return pipeline, booster
 
 
-def _binned_probabilities(
+def _bins(
     pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
 ) -> np.ndarray:
+    """The booster's binned matrix of the features, as its own `_bin_mapper` makes it."""
     matrix = pipeline[:-1].transform(features)
     # The booster's own input checks (feature count, finite values, dtype).
     matrix = booster._preprocess_X(matrix, reset=False)
-    binned = np.ascontiguousarray(booster._bin_mapper.transform(matrix))
+    return np.ascontiguousarray(booster._bin_mapper.transform(matrix))
+
+
+def _bins_by_lookup(
+    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
+) -> np.ndarray | None:
+    """The same binned matrix through one lookup table per column, or None.
+
+    Applies when every column holds integers within a range of at most LOOKUP_RANGE values
+    (the counts, days and flags of the feature table). The tables are the bins that the
+    same preprocessing and `_bin_mapper` give for every integer of each column's range, and
+    the preprocessing of the boosted model works value by value (a cast to float), so a
+    row's bins are the same as `_bins` gives, without a binary search per value.
+    """
+    columns = [features[name].to_numpy() for name in features.columns]
+    if not columns or not all(c.dtype.kind in "iu" for c in columns):
+        return None
+    lows = [int(c.min()) for c in columns]
+    spans = [int(c.max()) - low for c, low in zip(columns, lows, strict=True)]
+    size = max(spans) + 1
+    if size > LOOKUP_RANGE:
+        return None
+    steps = np.arange(size, dtype=np.int64)
+    grid = pd.DataFrame(
+        {
+            name: (low + np.minimum(steps, span)).astype(column.dtype)
+            for name, column, low, span in zip(features.columns, columns, lows, spans, strict=True)
+        }
+    )
+    tables = _bins(pipeline, booster, grid)
+    binned = np.empty((len(features), len(columns)), dtype=tables.dtype)
+    for index, (column, low) in enumerate(zip(columns, lows, strict=True)):
+        offsets = column.astype(np.intp) - low  # no overflow of narrow integer types
+        binned[:, index] = tables[offsets, index]
+    return binned
+
+
+def _binned_probabilities(
+    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
+) -> np.ndarray:
+    binned = _bins_by_lookup(pipeline, booster, features)
+    if binned is None:
+        binned = _bins(pipeline, booster, features)
     missing_bin = booster._bin_mapper.missing_values_bin_idx_
     threads = _openmp_effective_n_threads()
     raw = np.empty(binned.shape[0], dtype=booster._baseline_prediction.dtype)
