@@ -395,7 +395,7 @@ def check_events(settings: Settings, day: dt.date, events: pa.Table) -> None:
             day, "duplicates", f"{keys.num_rows - unique} of {keys.num_rows} events are repeats"
         )
     users = dataset.read_users(settings, day)
-    index = pc.index_in(events["user_id"], value_set=users["user_id"])
+    index = dataset.index_in(events["user_id"], users["user_id"])
     unknown = pc.is_null(index).to_numpy(zero_copy_only=False)
     if unknown.any():
         examples = np.unique(user_ids[unknown])[:5].tolist()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scoring import naming
 from scoring.data import schema
@@ -65,6 +66,42 @@ def read_users(settings: Settings, as_of: dt.date) -> pa.Table:
             "is_premium": table["is_premium"],
         }
     )
+
+
+# A table of positions with one slot per id between the smallest and the largest user id
+# is used while that range stays within this many slots per user.
+INDEX_SLOTS_PER_USER = 4
+
+
+def index_in(ids: pa.ChunkedArray | pa.Array, user_ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """What `pc.index_in(ids, value_set=user_ids)` gives: each id's first row among
+    `user_ids`, null where it is absent.
+
+    User ids are dense integers: a table of positions indexed by id answers each id with
+    one lookup, and sorted sparse ids are found by binary search; `pc.index_in` first
+    builds a hash table of every user (for 120,000 events of a day against 1,000,000 users
+    that was most of the day's checks). Nulls, repeated dense ids, or sparse unsorted ids
+    take `pc.index_in` itself.
+    """
+    if ids.null_count or user_ids.null_count or len(user_ids) == 0:
+        return pc.index_in(ids, value_set=user_ids)
+    keys = np.asarray(user_ids.to_numpy()).astype(np.int64, copy=False)
+    values = np.asarray(ids.to_numpy()).astype(np.int64, copy=False)
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < INDEX_SLOTS_PER_USER * keys.size:
+        table = np.full(high - low + 1, -1, np.int32)
+        table[keys - low] = np.arange(keys.size, dtype=np.int32)
+        if np.count_nonzero(table >= 0) != keys.size:  # repeated ids: which row is first
+            return pc.index_in(ids, value_set=user_ids)
+        inside = (values >= low) & (values <= high)
+        rows = np.full(values.size, -1, np.int32)
+        rows[inside] = table[values[inside] - low]
+        return pa.array(rows, pa.int32(), mask=rows < 0)
+    if not np.all(keys[1:] >= keys[:-1]):
+        return pc.index_in(ids, value_set=user_ids)
+    rows = np.searchsorted(keys, values)  # the first of equal ids, as index_in
+    found = keys[np.minimum(rows, keys.size - 1)] == values
+    return pa.array(rows.astype(np.int32), pa.int32(), mask=~found)
 
 
 def days_between(first: dt.date, last: dt.date) -> Iterator[dt.date]:

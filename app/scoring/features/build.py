@@ -208,7 +208,7 @@ def features_from_state(
 ) -> pa.Table:
     """Feature table with columns id, date and the features in features.csv order."""
     cutoff_day = day_number(cutoff)
-    user_index = pc.index_in(state["user_id"], value_set=users["user_id"])
+    user_index = dataset.index_in(state["user_id"], users["user_id"])
     signup = pc.take(users["signup_date"].cast(pa.int32()), user_index)
     premium = pc.take(users["is_premium"], user_index)
     columns: dict[str, pa.Array] = {
