@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 
+import pyarrow.parquet as pq
 import pytest
 from scoring import naming
 from scoring.data import checks
@@ -104,10 +105,10 @@ def test_a_replacement_by_rename_is_detected(tmp_path, settled):
         b"\x00\xff not json",
         b"[1, 2, 3]",
         b'{"version": 99, "files": {}}',
-        b'{"version": 1, "files": []}',
+        b'{"version": 1, "raw": [], "partials": 3}',
         b"{",
     ],
-    ids=["bytes", "list", "other-version", "files-not-a-map", "truncated"],
+    ids=["bytes", "list", "other-version", "sections-not-maps", "truncated"],
 )
 def test_a_corrupt_cache_file_means_hashing_again(tmp_path, hashed, settled, content):
     raw = tmp_path / "day.parquet"
@@ -126,13 +127,15 @@ def test_a_malformed_entry_is_not_trusted(tmp_path, hashed, settled):
     key = list(checks.stat_key(raw.stat()))
     cache_file = tmp_path / "fingerprints.json"
     bad = [
-        {"key": key, "fingerprint": "not hex at all!!"},
-        {"key": key[:4], "fingerprint": "0" * 16},
-        {"key": [*key[:4], "x"], "fingerprint": "0" * 16},
-        {"key": key, "fingerprint": 7},
+        {"key": key, "value": "not hex at all!!"},
+        {"key": key, "value": ""},
+        {"key": key, "value": checks.ABSENT},
+        {"key": key[:4], "value": "0" * 16},
+        {"key": [*key[:4], "x"], "value": "0" * 16},
+        {"key": key, "value": 7},
     ]
     for entry in bad:
-        payload = {"version": checks.CACHE_VERSION, "files": {str(raw.absolute()): entry}}
+        payload = {"version": checks.CACHE_VERSION, "raw": {str(raw.absolute()): entry}}
         cache_file.write_text(json.dumps(payload))
         assert checks.FingerprintCache(cache_file).fingerprint(raw) == checks.hash_file(raw)
     assert hashed.count("day.parquet") == 2 * len(bad)
@@ -159,18 +162,35 @@ def test_a_recently_changed_file_is_hashed_every_time(tmp_path, hashed, monkeypa
     assert hashed == ["day.parquet", "day.parquet"]
 
 
-def test_the_daily_checks_read_only_new_or_changed_raw_files(
-    data_root, hashed, settled, monkeypatch
-):
+def test_the_daily_checks_read_only_new_or_changed_files(data_root, hashed, settled, monkeypatch):
     settings = get_settings()
     days = build.window_days(settings, DAY + dt.timedelta(days=1))
     build.ensure_daily_partials(settings, days, progress=False)
     assert naming.raw_fingerprints_path(settings).exists()
+    build.ensure_daily_partials(settings, days, progress=False)  # keeps the partials' records
     hashed.clear()
     monkeypatch.setattr(checks, "_memory", checks.FingerprintCache())  # a new process
+    read_metadata = []
+    real = checks._read_recorded
+    monkeypatch.setattr(checks, "_read_recorded", lambda p: read_metadata.append(p) or real(p))
     build.ensure_daily_partials(settings, days, progress=False)
     assert hashed == []
+    assert read_metadata == []
     _rewrite_in_place_keeping_mtime(naming.raw_events_path(settings, DAY))
     with pytest.raises(checks.RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
         build.ensure_daily_partials(settings, days, progress=False)
     assert hashed == [f"{DAY}.parquet"]
+
+
+def test_a_rewritten_partial_is_read_again(data_root, settled):
+    settings = get_settings()
+    build.ensure_daily_partials(settings, [DAY], progress=False)
+    partial = naming.daily_partial_path(settings, DAY)
+    cache = checks.raw_fingerprints(settings)
+    assert cache.recorded(partial) == checks.fingerprint(naming.raw_events_path(settings, DAY))
+    table, before = pq.read_table(partial), partial.stat()
+    pq.write_table(checks.with_fingerprint(table, "0" * 16), partial)  # in place
+    _wait_for_new_ctime(partial, before.st_ctime_ns, partial.stat().st_mtime_ns)
+    assert cache.recorded(partial) == "0" * 16
+    partial.unlink()
+    assert cache.recorded(partial) is None

@@ -108,108 +108,138 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()[:_FINGERPRINT_LENGTH]
 
 
-def _valid_entry(entry: object) -> tuple[StatKey, str] | None:
+def _is_fingerprint(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == _FINGERPRINT_LENGTH
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def _is_recorded(value: object) -> bool:
+    """What a partial can record: a fingerprint, `absent` (a skipped day) or nothing."""
+    return value in ("", ABSENT) or _is_fingerprint(value)
+
+
+def _valid_entry(entry: object, valid_value) -> tuple[StatKey, str] | None:
     if not isinstance(entry, dict):
         return None
-    key, value = entry.get("key"), entry.get("fingerprint")
+    key, value = entry.get("key"), entry.get("value")
     if not (isinstance(key, list) and len(key) == _KEY_FIELDS):
         return None
     if not all(isinstance(part, int) and not isinstance(part, bool) for part in key):
         return None
-    if not (isinstance(value, str) and len(value) == _FINGERPRINT_LENGTH):
-        return None
-    if any(c not in "0123456789abcdef" for c in value):
-        return None
-    return tuple(key), value
+    return (tuple(key), value) if valid_value(value) else None
 
 
-def _load_entries(path: Path) -> dict[str, tuple[StatKey, str]]:
-    """The entries of a cache file; nothing when it is missing, unreadable or malformed."""
+_SECTIONS = {"raw": _is_fingerprint, "partials": _is_recorded}
+
+
+def _load_entries(path: Path) -> dict[str, dict[str, tuple[StatKey, str]]]:
+    """The entries of a cache file; none when it is missing, unreadable or malformed."""
+    empty = {section: {} for section in _SECTIONS}
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return {}
+        return empty
     if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
-        return {}
-    files = payload.get("files")
-    if not isinstance(files, dict):
-        return {}
-    entries = {}
-    for name, entry in files.items():
-        valid = _valid_entry(entry)
-        if valid is not None:
-            entries[name] = valid
-    return entries
+        return empty
+    for section, valid_value in _SECTIONS.items():
+        files = payload.get(section)
+        if not isinstance(files, dict):
+            continue
+        for name, entry in files.items():
+            valid = _valid_entry(entry, valid_value)
+            if valid is not None:
+                empty[section][name] = valid
+    return empty
+
+
+def _read_recorded(partial_path: Path) -> str:
+    """The raw fingerprint recorded in a partial's metadata, "" if none."""
+    metadata = pq.read_schema(partial_path).metadata or {}
+    return metadata.get(FINGERPRINT_KEY, b"").decode()
 
 
 class FingerprintCache:
     """Fingerprints by stat key, in memory and, with a `path`, in a JSON file.
 
-    The file is only a hint: a missing, unreadable or malformed file, or a malformed entry,
-    means hashing again, never an error; an entry counts only while the file's stat key is
-    the one it was taken under. `save` writes the file atomically (the last of two
-    concurrent writers wins; the other's new entries are hashed again next time).
+    Two kinds of entries: the fingerprints of raw files ("raw"), and the fingerprint that
+    each partial records in its metadata ("partials"), each kept with the stat key of the
+    file it was read from. The file is only a hint: a missing, unreadable or malformed
+    file, or a malformed entry, means reading again, never an error; an entry counts only
+    while the file's stat key is the one it was taken under. `save` writes the file
+    atomically (the last of two concurrent writers wins; the other's new entries are read
+    again next time).
     """
 
     def __init__(self, path: Path | None = None):
         self.path = path
-        self._entries = _load_entries(path) if path is not None else {}
+        self._entries = _load_entries(path) if path is not None else {s: {} for s in _SECTIONS}
         self._changed = False
         self._lock = threading.Lock()
 
-    def fingerprint(self, path: Path) -> str:
+    def _kept(self, section: str, path: Path, read, missing):
         try:
             stat = path.stat()
         except FileNotFoundError:
-            return ABSENT
+            return missing
+        entries = self._entries[section]
         name = str(Path(path).absolute())
         key = stat_key(stat)
         with self._lock:
-            known = self._entries.get(name)
+            known = entries.get(name)
         if known is not None and known[0] == key:
             return known[1]
         started = time.time_ns()
-        value = hash_file(path)
         try:
+            value = read(path)
             unchanged = stat_key(path.stat()) == key
         except FileNotFoundError:
-            unchanged = False
+            return missing
         settled = started - max(stat.st_mtime_ns, stat.st_ctime_ns) >= RACY_NS
         with self._lock:
             if unchanged and settled:
-                self._entries[name] = (key, value)
+                entries[name] = (key, value)
                 self._changed = True
-            elif self._entries.pop(name, None) is not None:
+            elif entries.pop(name, None) is not None:
                 self._changed = True
         return value
 
+    def fingerprint(self, path: Path) -> str:
+        return self._kept("raw", path, hash_file, ABSENT)
+
+    def recorded(self, partial_path: Path) -> str | None:
+        """The raw fingerprint a partial was built from; None if there is no partial."""
+        return self._kept("partials", partial_path, _read_recorded, "") or None
+
     def entry(self, path: Path) -> tuple[str, StatKey, str] | None:
-        """The kept fingerprint of `path` with its key, to hand to another cache."""
+        """The kept fingerprint of raw file `path` with its key, for another cache."""
         name = str(Path(path).absolute())
         with self._lock:
-            known = self._entries.get(name)
+            known = self._entries["raw"].get(name)
         return None if known is None else (name, *known)
 
     def remember(self, entry: tuple[str, StatKey, str]) -> None:
         name, key, value = entry
         with self._lock:
-            if self._entries.get(name) != (key, value):
-                self._entries[name] = (key, value)
+            if self._entries["raw"].get(name) != (key, value):
+                self._entries["raw"][name] = (key, value)
                 self._changed = True
 
     def save(self) -> None:
-        """Write the entries of files that still exist; a failure only costs hashing again."""
+        """Write the entries of files that still exist; a failure only costs reading again."""
         if self.path is None or not self._changed:
             return
         with self._lock:
-            entries = {n: e for n, e in self._entries.items() if Path(n).exists()}
+            payload = {"version": CACHE_VERSION}
+            for section, entries in self._entries.items():
+                payload[section] = {
+                    name: {"key": list(key), "value": value}
+                    for name, (key, value) in sorted(entries.items())
+                    if Path(name).exists()
+                }
             self._changed = False
-        payload = {
-            "version": CACHE_VERSION,
-            "files": {
-                n: {"key": list(k), "fingerprint": v} for n, (k, v) in sorted(entries.items())
-            },
-        }
         try:
             atomic.write_text(json.dumps(payload, indent=1) + "\n", self.path)
         except OSError as error:
@@ -238,13 +268,16 @@ def fingerprint(path: Path, cache: FingerprintCache | None = None) -> str:
 FINGERPRINT_KEY = b"scoring.raw_fingerprint"
 
 
-def recorded_fingerprint(partial_path: Path) -> str | None:
-    """The raw fingerprint a partial was built from; None if there is no partial."""
+def recorded_fingerprint(partial_path: Path, cache: FingerprintCache | None = None) -> str | None:
+    """The raw fingerprint a partial was built from; None if there is no partial.
+
+    Without `cache`, read from the partial's metadata."""
+    if cache is not None:
+        return cache.recorded(partial_path)
     try:
-        metadata = pq.read_schema(partial_path).metadata or {}
+        return _read_recorded(partial_path) or None
     except FileNotFoundError:
         return None
-    return metadata.get(FINGERPRINT_KEY, b"").decode() or None
 
 
 def with_fingerprint(table: pa.Table, value: str) -> pa.Table:
@@ -256,7 +289,7 @@ def with_fingerprint(table: pa.Table, value: str) -> pa.Table:
 def partial_is_current(
     settings: Settings, day: dt.date, cache: FingerprintCache | None = None
 ) -> bool:
-    recorded = recorded_fingerprint(naming.daily_partial_path(settings, day))
+    recorded = recorded_fingerprint(naming.daily_partial_path(settings, day), cache)
     return recorded is not None and recorded == fingerprint(
         naming.raw_events_path(settings, day), cache
     )
@@ -279,7 +312,7 @@ def check_not_changed(
 ) -> None:
     """Fail if a partial of `day` exists that was built from other content than today's."""
     partial = naming.daily_partial_path(settings, day)
-    recorded = recorded_fingerprint(partial)
+    recorded = recorded_fingerprint(partial, cache)
     if recorded is None:
         return
     current = fingerprint(naming.raw_events_path(settings, day), cache)
