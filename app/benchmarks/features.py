@@ -64,6 +64,10 @@ class Context:
 
     def __init__(self, root: Path):
         os.environ.update(_env(root))
+        # Imported before any timing, like the peers' duckdb: the first pq.read_table
+        # imports pyarrow.dataset and with it pandas (0.2 s), which a daily job's process
+        # has loaded long before its steps run.
+        import pyarrow.dataset  # noqa: F401, PLC0415
         from scoring import naming  # noqa: PLC0415
         from scoring.features.spec import load_spec  # noqa: PLC0415
         from scoring.settings import get_settings  # noqa: PLC0415
