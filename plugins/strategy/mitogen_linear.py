@@ -7,6 +7,14 @@ ansible.cfg points here, so the path does not depend on where the venv keeps its
 packages. To run without it: ANSIBLE_STRATEGY=linear ansible-playbook ...
 """
 
+import ansible_mitogen.strategy
 from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+
+# Tasks on the controller itself (Molecule's create and destroy plays, delegate_to:
+# localhost) keep Ansible's own local connection: under Mitogen's, the async jobs of
+# Molecule's container creation never finish. They are few and cost no connection.
+ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = tuple(
+    name for name in ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS if name != "local"
+)
 
 __all__ = ["StrategyModule"]
