@@ -122,9 +122,14 @@ test-lane-other:
 	$(BIN)/molecule test -s scaleout 2>&1 | sed -u 's/^/[scaleout] /'
 	$(BIN)/pytest -p no:cacheprovider sandbox/tests 2>&1 | sed -u 's/^/[sandbox] /'
 
+# Replaces a running sandbox with a new one (and leaves that one up).
 .PHONY: bench-provisioning
-bench-provisioning: venv images ## Time a cold and an idempotent converge; append to docs/benchmarks/
-	$(BIN)/python benchmarks/provisioning.py
+bench-provisioning: venv images $(SANDBOX_RELEASE) ## Time a new sandbox and a re-run of site.yml on it; append to docs/benchmarks/
+	$(BIN)/python benchmarks/provisioning.py sandbox
+
+.PHONY: bench-provisioning-molecule
+bench-provisioning-molecule: venv images release-image ## The same on the Molecule default scenario's hosts
+	$(BIN)/python benchmarks/provisioning.py molecule
 
 .PHONY: clean
 clean: ## Remove the venv and caches (test images stay; `docker rmi` them by hand)

@@ -1,10 +1,17 @@
 """Time a cold converge and an idempotent re-run of site.yml against a fresh master.
 
-Uses the Molecule `default` scenario's hosts (create, prepare, converge twice,
-destroy), prints the ten slowest tasks of the cold run and the changed counts,
-and appends one JSON line to docs/benchmarks/provisioning.jsonl.
+Two targets:
+- `sandbox` (the default; `make bench-provisioning`): removes the sandbox, times
+  `sandbox/up.yml` (what `make sandbox` runs once the images and the release archive
+  are built: the container, site.yml, the first daily run and backup), then a re-run of
+  `site.yml` against it. The sandbox stays up afterwards.
+- `molecule` (`make bench-provisioning-molecule`): the Molecule `default` scenario's
+  hosts (create, prepare, converge twice, destroy).
 
-    make bench-provisioning            # or: .venv/bin/python benchmarks/provisioning.py
+Prints the ten slowest tasks of the cold run (profile_tasks) and the changed counts, and
+appends one JSON line to docs/benchmarks/provisioning.jsonl.
+
+    .venv/bin/python benchmarks/provisioning.py [sandbox | molecule [--scenario S]]
 """
 
 from __future__ import annotations
@@ -27,28 +34,57 @@ RECAP = re.compile(r"^\s*(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;;[^\x1b]*\x1b\\")
 
 
-def molecule(step: str, scenario: str) -> tuple[float, str]:
+SANDBOX_HOST = "is24de-sandbox"
+BIN = Path(sys.executable).parent
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
     env = os.environ | {
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "10",
         "NO_COLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     started = time.monotonic()
-    done = subprocess.run(
-        ["molecule", step, "-s", scenario],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     output = ANSI.sub("", done.stdout + done.stderr)
     if done.returncode != 0:
         sys.stderr.write(output[-4000:])
-        raise SystemExit(f"molecule {step} failed (exit {done.returncode})")
+        raise SystemExit(f"{' '.join(argv)} failed (exit {done.returncode})")
     return elapsed, output
+
+
+def molecule(step: str, scenario: str) -> tuple[float, str]:
+    return timed(["molecule", step, "-s", scenario])
+
+
+def sandbox_playbook(playbook: str) -> tuple[float, str]:
+    return timed(["ansible-playbook", "-i", "inventory/sandbox", playbook])
+
+
+def run_sandbox() -> tuple[float, str, float, str]:
+    sandbox_playbook("sandbox/down.yml")
+    print("cold: sandbox/up.yml on a new sandbox ...", flush=True)
+    cold_seconds, cold = sandbox_playbook("sandbox/up.yml")
+    print("idempotent re-run of site.yml ...", flush=True)
+    rerun_seconds, rerun = sandbox_playbook("site.yml")
+    return cold_seconds, cold, rerun_seconds, rerun
+
+
+def run_molecule(scenario: str) -> tuple[float, str, float, str]:
+    molecule("destroy", scenario)
+    try:
+        molecule("create", scenario)
+        molecule("prepare", scenario)
+        print("cold converge ...", flush=True)
+        cold_seconds, cold = molecule("converge", scenario)
+        print("idempotent re-run ...", flush=True)
+        rerun_seconds, rerun = molecule("converge", scenario)
+    finally:
+        molecule("destroy", scenario)
+    return cold_seconds, cold, rerun_seconds, rerun
 
 
 def slowest_tasks(output: str, count: int = 10) -> list[dict[str, object]]:
@@ -84,20 +120,17 @@ def machine() -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="default")
-    parser.add_argument("--host", default="master")
+    parser.add_argument("target", nargs="?", choices=["sandbox", "molecule"], default="sandbox")
+    parser.add_argument("--scenario", default="default", help="the Molecule scenario")
+    parser.add_argument("--host", default="master", help="the Molecule scenario's master")
     args = parser.parse_args()
 
-    molecule("destroy", args.scenario)
-    try:
-        molecule("create", args.scenario)
-        molecule("prepare", args.scenario)
-        print("cold converge ...", flush=True)
-        cold_seconds, cold = molecule("converge", args.scenario)
-        print("idempotent re-run ...", flush=True)
-        rerun_seconds, rerun = molecule("converge", args.scenario)
-    finally:
-        molecule("destroy", args.scenario)
+    if args.target == "sandbox":
+        host = SANDBOX_HOST
+        cold_seconds, cold, rerun_seconds, rerun = run_sandbox()
+    else:
+        host = args.host
+        cold_seconds, cold, rerun_seconds, rerun = run_molecule(args.scenario)
 
     record = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -108,12 +141,14 @@ def main() -> None:
             text=True,
             check=False,
         ).stdout.strip(),
-        "scenario": args.scenario,
+        "target": args.target,
+        "scenario": args.scenario if args.target == "molecule" else None,
         "machine": machine(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "cold_seconds": round(cold_seconds, 1),
-        "cold_changed": changed_count(cold, args.host),
+        "cold_changed": changed_count(cold, host),
         "rerun_seconds": round(rerun_seconds, 1),
-        "rerun_changed": changed_count(rerun, args.host),
+        "rerun_changed": changed_count(rerun, host),
         "slowest_tasks": slowest_tasks(cold),
     }
     print(f"cold converge: {record['cold_seconds']} s, {record['cold_changed']} changed")
