@@ -18,8 +18,9 @@ from packaging.utils import canonicalize_name, canonicalize_version
 DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 
-def _pins(text: str) -> list[tuple[str, str] | str]:
-    pins: list[tuple[str, str] | str] = []
+def _pins(text: str) -> list[tuple[tuple[str, str] | None, str]]:
+    """(name, version) of each plain pin, None for any other line; with the line itself."""
+    pins: list[tuple[tuple[str, str] | None, str]] = []
     for raw in text.splitlines():
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#") or line.startswith(("-r ", "--requirement ")):
@@ -27,7 +28,7 @@ def _pins(text: str) -> list[tuple[str, str] | str]:
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
-            pins.append(line)
+            pins.append((None, line))
             continue
         specifiers = list(requirement.specifier)
         if (
@@ -38,11 +39,10 @@ def _pins(text: str) -> list[tuple[str, str] | str]:
             or specifiers[0].operator != "=="
             or "*" in specifiers[0].version
         ):
-            pins.append(line)
+            pins.append((None, line))
             continue
-        pins.append(
-            (canonicalize_name(requirement.name), canonicalize_version(specifiers[0].version))
-        )
+        key = (canonicalize_name(requirement.name), canonicalize_version(specifiers[0].version))
+        pins.append((key, line))
     return pins
 
 
@@ -59,11 +59,7 @@ def jupyterhub_missing_pins(texts: str | list[str], dist_info_paths: list[str]) 
             )
     missing = []
     for text in texts:
-        for pin in _pins(text):
-            if isinstance(pin, str):
-                missing.append(pin)
-            elif pin not in installed:
-                missing.append(f"{pin[0]}=={pin[1]}")
+        missing.extend(line for key, line in _pins(text) if key is None or key not in installed)
     return missing
 
 
