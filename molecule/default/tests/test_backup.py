@@ -46,6 +46,7 @@ NOT_BACKED_UP = (
     "*/.local/share/Trash/*",
     "*/__pycache__/*",
     "*/.ipynb_checkpoints/*",
+    "*/data/interim/daily/raw-fingerprints.json",
 )
 
 
