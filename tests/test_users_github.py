@@ -382,7 +382,10 @@ def test_pinning_refuses_a_new_key_and_prints_its_fingerprint(tmp_path, api, hos
 
 def test_checks_come_before_the_first_change():
     tasks = yaml.safe_load((ROOT / "roles" / "users" / "tasks" / "main.yml").read_text())
-    order = [task["ansible.builtin.import_tasks"] for task in tasks]
+    order = [
+        task.get("ansible.builtin.import_tasks") or task["ansible.builtin.include_tasks"]["file"]
+        for task in tasks
+    ]
     assert order.index("github.yml") < order.index("fetch_keys.yml")
     assert order.index("fetch_keys.yml") < order.index("keys_pin.yml") < order.index("present.yml")
 

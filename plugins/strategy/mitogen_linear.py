@@ -11,8 +11,9 @@ import ansible_mitogen.strategy
 from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
 
 # Tasks on the controller itself (Molecule's create and destroy plays, delegate_to:
-# localhost) keep Ansible's own local connection: under Mitogen's, the async jobs of
-# Molecule's container creation never finish. They are few and cost no connection.
+# localhost) keep Ansible's own local connection: under Mitogen, an async
+# community.docker.docker_container task never finishes (mitogen-hq/mitogen#835), and
+# Molecule creates its containers that way. There are few such tasks in site.yml.
 ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = tuple(
     name for name in ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS if name != "local"
 )
