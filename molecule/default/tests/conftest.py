@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 import testinfra
-from helpers import HUB, LOCAL_PORT, TUNNEL_SOCKET, open_hub_forward, wait_for_hub
+from helpers import HUB, LOCAL_PORT, TUNNEL_SOCKET, close_forwards, open_hub_forward, wait_for_hub
 
 
 def _host(name: str) -> testinfra.host.Host:
@@ -32,7 +32,7 @@ def hub(laptop):
     ready = wait_for_hub(laptop)
     assert ready.rc == 0, f"the hub never answered through the forward: {ready.stderr}"
     yield HUB
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit alice@master")
+    close_forwards(laptop, "alice", TUNNEL_SOCKET)
 
 
 @pytest.fixture

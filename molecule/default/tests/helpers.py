@@ -3,6 +3,7 @@ logging in from the laptop the way a team member does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -167,20 +168,39 @@ TUNNEL_SOCKET = "/root/.jupyterhub-tunnel.sock"
 PASSWORDS = {"alice": "Quiet-harbor-71", "bob": "Amber-signal-38"}
 
 
+def open_forwards(laptop, user: str, forwards: str, socket: str) -> None:
+    """`user`'s SSH session from the laptop to the master with `forwards` (-L options), on a
+    control socket so that it can be closed again; one left on that socket is closed first."""
+    close_forwards(laptop, user, socket)
+    opened = laptop.run(
+        f"ssh {SSH_OPTIONS} -i /root/keys/{user} -M -S {socket} -f -N "
+        f"-o ExitOnForwardFailure=yes {forwards} {user}@master"
+    )
+    assert opened.rc == 0, opened.stderr
+
+
+def close_forwards(laptop, user: str, socket: str) -> None:
+    laptop.run(f"ssh -S {socket} -O exit {user}@master")
+
+
+@contextlib.contextmanager
+def ssh_forwards(laptop, user: str, forwards: str, socket: str):
+    """open_forwards for the duration of a with block."""
+    open_forwards(laptop, user, forwards, socket)
+    try:
+        yield
+    finally:
+        close_forwards(laptop, user, socket)
+
+
 def open_hub_forward(laptop, user: str, local_port: int, socket: str) -> None:
-    """Copy hub_client.py to the laptop and forward `local_port` there to the master's hub,
-    made with `user`'s key (a control socket, so that it can be closed again)."""
+    """Copy hub_client.py to the laptop and forward `local_port` there to the master's hub."""
     laptop.ansible(
         "copy",
         f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
         check=False,
     )
-    laptop.run(f"ssh -S {socket} -O exit {user}@master")
-    tunnel = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/{user} -M -S {socket} -f -N "
-        f"-o ExitOnForwardFailure=yes -L {local_port}:127.0.0.1:{HUB_PORT} {user}@master"
-    )
-    assert tunnel.rc == 0, tunnel.stderr
+    open_forwards(laptop, user, f"-L {local_port}:127.0.0.1:{HUB_PORT}", socket)
 
 
 def wait_for_hub(laptop, within_seconds: int = 90, hub: str = HUB):

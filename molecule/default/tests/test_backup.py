@@ -143,7 +143,8 @@ def member(master, laptop, pipeline_ran):
     master.run(f"usermod -p {shlex.quote(saved_hash)} alice")
     master.run(f"rm -f {HOME}/rehearsal.ipynb {INCREMENT} {DATA}/reports/newer-than-snapshot.txt")
     master.run(f"rm -rf {HOME}/.cache/rehearsal; systemctl reset-failed {UNIT}.service")
-    laptop.run(f"ssh -S {TUNNEL_SOCKET} -O exit bob@master; rm -f {COOKIES}")
+    helpers.close_forwards(laptop, "bob", TUNNEL_SOCKET)
+    laptop.run(f"rm -f {COOKIES}")
 
 
 def test_timer_has_a_random_delay_and_catches_up_after_downtime(master):

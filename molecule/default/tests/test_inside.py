@@ -8,7 +8,16 @@ import re
 import shlex
 
 import pytest
-from helpers import PASSWORDS, SSH_OPTIONS, http_get, login, run_playbook, ssh, wait_for
+from helpers import (
+    PASSWORDS,
+    SSH_OPTIONS,
+    http_get,
+    login,
+    run_playbook,
+    ssh,
+    ssh_forwards,
+    wait_for,
+)
 
 CANARY = "/etc/scoring-canary"
 DATA = "/srv/is24de"
@@ -303,18 +312,11 @@ def forward(laptop, destination: str):
 def test_a_forward_to_a_team_service_works(laptop):
     # A real -L forward held open while the request runs: with `ssh -W` fed from a pipe,
     # the end of stdin could close the channel before the answer came back.
-    socket = "/root/.inside-forward.sock"
-    opened = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
-        "-o ExitOnForwardFailure=yes -L 18998:127.0.0.1:8082 alice@master"
-    )
-    assert opened.rc == 0, opened.stderr
-    try:
+    forward = "-L 18998:127.0.0.1:8082"
+    with ssh_forwards(laptop, "alice", forward, "/root/.inside-forward.sock"):
         answer = http_get(laptop, "http://127.0.0.1:18998/api/task_list?data=%7B%7D")
         assert answer.rc == 0, answer.stderr
         assert '"response"' in answer.stdout, answer.stdout
-    finally:
-        laptop.run(f"ssh -S {socket} -O exit alice@master")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from helpers import SSH_OPTIONS, http_get, ssh
+from helpers import http_get, ssh, ssh_forwards
 
 SERVICES = ("luigid", "dask-scheduler", "dask-worker", "worker")
 FORWARDS = "-L 18082:127.0.0.1:8082 -L 18787:127.0.0.1:8787 -L 18789:127.0.0.1:8789"
@@ -47,14 +47,8 @@ def test_only_sshd_listens_beyond_the_loopback(master):
 @pytest.fixture(scope="module")
 def tunnel(laptop):
     """alice's SSH session with forwards to luigid and both Dask dashboards."""
-    socket = "/tmp/stack-tunnel.sock"
-    opened = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
-        f"-o ExitOnForwardFailure=yes {FORWARDS} alice@master"
-    )
-    assert opened.rc == 0, opened.stderr
-    yield
-    laptop.run(f"ssh -S {socket} -O exit alice@master")
+    with ssh_forwards(laptop, "alice", FORWARDS, "/tmp/stack-tunnel.sock"):
+        yield
 
 
 @pytest.mark.parametrize(

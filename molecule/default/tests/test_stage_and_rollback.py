@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 from helpers import (
-    SSH_OPTIONS,
     all_healthy,
     generate_recent_data,
     http_get,
@@ -15,6 +14,7 @@ from helpers import (
     release_record,
     run_playbook,
     run_unit,
+    ssh_forwards,
     stack_containers,
 )
 
@@ -91,18 +91,10 @@ def test_good_release_is_staged_and_promoted(master, laptop, candidates):
 
 
 def test_staging_dashboard_is_forwarded_on_8788(laptop, candidates):
-    socket = "/tmp/staging-tunnel.sock"
-    opened = laptop.run(
-        f"ssh {SSH_OPTIONS} -i /root/keys/alice -M -S {socket} -f -N "
-        "-o ExitOnForwardFailure=yes -L 18788:127.0.0.1:8788 alice@master"
-    )
-    assert opened.rc == 0, opened.stderr
-    try:
+    with ssh_forwards(laptop, "alice", "-L 18788:127.0.0.1:8788", "/tmp/staging-tunnel.sock"):
         page = http_get(laptop, "http://127.0.0.1:18788/status")
         assert page.rc == 0, page.stderr
         assert "Dask" in page.stdout
-    finally:
-        laptop.run(f"ssh -S {socket} -O exit alice@master")
     assert laptop.run("curl -s --max-time 3 http://master:8788/").rc != 0
 
 
