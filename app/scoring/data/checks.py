@@ -137,13 +137,13 @@ _SECTIONS = {"raw": _is_fingerprint, "partials": _is_recorded}
 
 def _load_entries(path: Path) -> dict[str, dict[str, tuple[StatKey, str]]]:
     """The entries of a cache file; none when it is missing, unreadable or malformed."""
-    empty = {section: {} for section in _SECTIONS}
+    entries: dict[str, dict[str, tuple[StatKey, str]]] = {section: {} for section in _SECTIONS}
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return empty
+        return entries
     if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
-        return empty
+        return entries
     for section, valid_value in _SECTIONS.items():
         files = payload.get(section)
         if not isinstance(files, dict):
@@ -151,8 +151,8 @@ def _load_entries(path: Path) -> dict[str, dict[str, tuple[StatKey, str]]]:
         for name, entry in files.items():
             valid = _valid_entry(entry, valid_value)
             if valid is not None:
-                empty[section][name] = valid
-    return empty
+                entries[section][name] = valid
+    return entries
 
 
 def _read_recorded(partial_path: Path) -> str:
