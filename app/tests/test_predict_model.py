@@ -106,3 +106,41 @@ def test_other_columns_are_binned_by_search(monkeypatch, change):
     scores = predict_model.probabilities(model, features)
     assert calls == [False]
     assert np.array_equal(scores, model.predict_proba(features))
+
+
+def _undeduplicated(model, features: pd.DataFrame) -> np.ndarray:
+    """Every row scored by the trees, without classes of alike rows."""
+    pipeline, booster = predict_model._binned_booster(model)
+    binned = predict_model._bins(pipeline, booster, features[model.feature_names])
+    raw = predict_model._raw_predictions(booster, binned)
+    return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
+
+
+@pytest.mark.parametrize("key", ["int64", "fixed-size binary"])
+def test_alike_rows_scored_once_give_every_row_its_own_score(monkeypatch, key):
+    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    if key != "int64":
+        monkeypatch.setattr(predict_model, "KEY_LIMIT", 1.0)
+    monkeypatch.setattr(predict_model, "BLOCK_ROWS", 64)
+    features = _frame(1_000, seed=2)
+    # Ties: repeated rows, spread over the table, and rows that differ only between two
+    # splits; a value far beyond the training range; a missing value (float column).
+    features = pd.concat([features, features.iloc[::7], features.iloc[:3]], ignore_index=True)
+    features.loc[10, "account_age_days"] = 10**6
+    features["saves"] = features["saves"].astype(np.float64)
+    features.loc[[12, 13], NAMES] = features.loc[11, NAMES].to_numpy()
+    features.loc[[11, 12], "saves"] = np.nan
+    features.loc[13, "saves"] = 10**6
+    pipeline, booster = predict_model._binned_booster(model)
+    binned = predict_model._bins(pipeline, booster, features[NAMES])
+    first, rows = predict_model._distinct_rows(booster, binned)
+    assert len(first) < len(features)  # there are alike rows
+    assert rows[11] == rows[12] != rows[13]  # missing is a class of its own
+    assert np.array_equal(rows[first], np.arange(len(first)))
+    scores = predict_model.probabilities(model, features)
+    assert np.array_equal(scores, _undeduplicated(model, features))
+    assert np.array_equal(scores, model.predict_proba(features))
+    single = features.iloc[[13]]
+    assert np.array_equal(predict_model.probabilities(model, single), model.predict_proba(single))
+    alike = features.iloc[[0] * 5]
+    assert np.array_equal(predict_model.probabilities(model, alike), model.predict_proba(alike))

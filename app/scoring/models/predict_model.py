@@ -7,6 +7,9 @@ probabilities as `predict_proba` (test_predict_model checks it). The binned bloc
 sixteenth of the float matrix and stays in the CPU cache while the trees run over it.
 Integer columns of a small range (all of the feature table's) get their bins from one
 lookup table per column, built by the model's own binning of every value of the range.
+Rows that no split of any tree tells apart (such as the many users with the same
+counts) reach the same leaves: each class of them is scored once (half of the rows of the
+benchmark's test set).
 Other models go through `TrainedModel.predict_proba`.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
@@ -26,6 +30,8 @@ PREDICTION_SCHEMA = pa.schema([("id", pa.int64()), ("date", pa.date32()), ("targ
 BLOCK_ROWS = 1 << 16
 # Columns of integers within this many values are binned through lookup tables.
 LOOKUP_RANGE = 1 << 16
+# Classes of alike rows are keyed by one int64 while their codes' product is below this.
+KEY_LIMIT = 2.0**63
 # Private scikit-learn attributes the binned scoring uses; without any of them (another
 # scikit-learn version) the model is scored through predict_proba.
 _BINNED_ATTRIBUTES = ("_bin_mapper", "_predictors", "_baseline_prediction", "_loss")
@@ -90,12 +96,60 @@ def _bins_by_lookup(
     return binned
 
 
-def _binned_probabilities(
-    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
-) -> np.ndarray:
-    binned = _bins_by_lookup(pipeline, booster, features)
-    if binned is None:
-        binned = _bins(pipeline, booster, features)
+def _split_bins(booster: HistGradientBoostingClassifier, n_features: int) -> list[np.ndarray]:
+    """Per feature, the sorted bins at which any of the booster's trees splits on it."""
+    nodes = np.concatenate([tree.nodes for (tree,) in booster._predictors])
+    inner = nodes[nodes["is_leaf"] == 0]
+    features, thresholds = inner["feature_idx"], inner["bin_threshold"]
+    return [np.unique(thresholds[features == f]).astype(np.int64) for f in range(n_features)]
+
+
+def _distinct_rows(
+    booster: HistGradientBoostingClassifier, binned: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classes of rows that reach the same leaf in every tree: a row of each class
+    (`first`), and each row's class (`rows`).
+
+    Two bins of a feature are alike when no split of any tree lies between them; the
+    missing-value bin is a class of its own (its rows follow missing_go_to_left). Rows
+    alike in every feature reach the same leaves, so a representative's sum is the same
+    additions of the same leaf values as every other row's of its class. Each bin becomes
+    the number of split bins below it, and the codes of a row one integer key (a
+    fixed-size binary value when they need more than 63 bits).
+    """
+    missing = booster._bin_mapper.missing_values_bin_idx_
+    splits = _split_bins(booster, binned.shape[1])
+    cardinalities = [len(s) + 2 for s in splits]  # below, between, above all; missing
+    codes = []
+    for column, split in enumerate(splits):
+        table = np.searchsorted(split, np.arange(missing + 1), side="left").astype(np.uint8)
+        table[missing] = len(split) + 1
+        codes.append(np.take(table, binned[:, column]))
+    if float(np.prod(np.asarray(cardinalities, dtype=np.float64))) < KEY_LIMIT:
+        key = np.zeros(binned.shape[0], dtype=np.int64)
+        for code, cardinality in zip(codes, cardinalities, strict=True):
+            key *= cardinality
+            key += code
+        rows, classes = pd.factorize(key)
+        return _first_rows(rows, len(classes)), rows
+    matrix = np.ascontiguousarray(np.stack(codes, axis=1))
+    values = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(matrix.shape[1]), matrix.shape[0], [None, pa.py_buffer(matrix)]
+    )
+    encoded = pc.dictionary_encode(values)
+    rows = encoded.indices.to_numpy().astype(np.intp)
+    return _first_rows(rows, len(encoded.dictionary)), rows
+
+
+def _first_rows(rows: np.ndarray, classes: int) -> np.ndarray:
+    """A row of each class (which one does not matter: all rows of a class are alike)."""
+    first = np.empty(classes, dtype=np.intp)
+    first[rows] = np.arange(rows.size)
+    return first
+
+
+def _raw_predictions(booster: HistGradientBoostingClassifier, binned: np.ndarray) -> np.ndarray:
+    """Baseline plus every tree's leaf value, per row, in predict_proba's order."""
     missing_bin = booster._bin_mapper.missing_values_bin_idx_
     threads = _openmp_effective_n_threads()
     raw = np.empty(binned.shape[0], dtype=booster._baseline_prediction.dtype)
@@ -106,7 +160,19 @@ def _binned_probabilities(
         for (tree,) in booster._predictors:  # same order of additions as predict_proba
             sums += tree.predict_binned(block, missing_bin, threads)
         raw[start : start + block.shape[0]] = sums
-    return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
+    return raw
+
+
+def _binned_probabilities(
+    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
+) -> np.ndarray:
+    binned = _bins_by_lookup(pipeline, booster, features)
+    if binned is None:
+        binned = _bins(pipeline, booster, features)
+    # Each class of rows that reach the same leaves is scored once.
+    first, rows = _distinct_rows(booster, binned)
+    raw = _raw_predictions(booster, np.ascontiguousarray(binned[first]))
+    return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1][rows]
 
 
 def probabilities(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
