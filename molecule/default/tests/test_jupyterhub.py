@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import re
 
-from helpers import HUB_PORT, PASSWORDS, PROJECT, hub_client, login, wait_for_hub
+from helpers import HUB_PORT, PASSWORDS, PROJECT, hub_client, login, run_playbook, wait_for_hub
 
 PROJECT_NAME = "is24de"
 STATE_DIR = "/var/lib/jupyterhub"
 COOKIE_SECRET = f"{STATE_DIR}/jupyterhub_cookie_secret"
 NOTEBOOKS_DIR = f"/srv/{PROJECT_NAME}/notebooks"
+USER_ENV = "/opt/scoring-env"
+DIST_DIR = "/opt/jupyterhub/dist"
+OLD_STAMP = "scoring-0000000000000000.installed"
 
 
 def test_hub_runs_the_pinned_release_on_loopback_only(master, laptop, hub):
@@ -119,6 +122,27 @@ def test_notebook_runs_scoring_on_the_dask_cluster(master, laptop, hub, password
     assert printed["data_root"] == f"/srv/{PROJECT_NAME}"
     assert printed["sum"] == "6"
     assert printed["shared"] == "0o664 team"
+
+
+def test_a_scoring_install_that_did_not_finish_is_finished_by_the_next_run(master):
+    """A run copied a rebuilt wheel to the host and stopped before installing it: the
+    environment holds another build of the same version, which pip alone would keep."""
+    package = master.check_output(f"ls -d {USER_ENV}/lib/python3*/site-packages/scoring")
+    wheel = master.check_output(f"ls {DIST_DIR}/*scoring-*.whl")
+    read = f"import zipfile; print(zipfile.ZipFile('{wheel}').read('scoring/__init__.py').decode())"
+    from_wheel = master.check_output(f'{USER_ENV}/bin/python -c "{read}"')
+    master.check_output(
+        f"echo '# another build' >> {package}/__init__.py"
+        f" && for stamp in {USER_ENV}/lib/scoring-*.installed;"
+        f' do if [ -e "$stamp" ]; then mv "$stamp" {USER_ENV}/lib/{OLD_STAMP}; fi; done'
+    )
+    run = run_playbook("playbooks/jupyterhub.yml", tags="jupyterhub_notebook_env")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert master.file(f"{package}/__init__.py").content_string.strip() == from_wheel.strip()
+    listed = master.check_output(f"ls {USER_ENV}/lib").split()
+    stamps = [name for name in listed if name.endswith(".installed")]
+    assert len(stamps) == 1
+    assert stamps != [OLD_STAMP]
 
 
 def test_shared_notebooks_directory_is_the_teams(master):
