@@ -19,6 +19,8 @@ def run_site(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess[st
     inventory.write_text(
         "all:\n  children:\n    master_servers:\n      hosts:\n"
         "        preflight-check:\n          ansible_connection: local\n"
+        # The facts the preflight gathers come from this machine's own Python.
+        "          ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
     )
     return ansible_playbook(
         "--check", "-i", str(inventory), "-e", json.dumps(extra_vars), str(ROOT / "site.yml")
@@ -81,4 +83,22 @@ def test_short_backup_password_is_named(tmp_path):
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0, output
     assert "backup_password for preflight-check is empty or shorter than 8 characters" in output
+    assert "Base |" not in output, output
+
+
+def test_docker_ranges_over_a_host_network_are_named_before_any_change(tmp_path):
+    """A bridge range over a network the host is on would cut it off (here: loopback's)."""
+    settings = {
+        "scoring_stack_image_tag": "v1.2.0",
+        "backup_repository": str(tmp_path / "repository"),
+        "backup_password": "a long enough password",
+        "docker_bridge_ip": "127.0.0.1/8",
+        "docker_address_pools": [{"base": "127.42.0.0/16", "size": 24}],
+    }
+    result = run_site(tmp_path, settings)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    assert "docker_bridge_ip 127.0.0.0/8 overlaps 127.0.0.0/8 on lo" in output, output
+    assert "docker_address_pools[0] 127.42.0.0/16 overlaps 127.0.0.0/8 on lo" in output, output
+    assert "Nothing was changed" in output, output
     assert "Base |" not in output, output
