@@ -49,6 +49,11 @@ def get_client(settings: Settings) -> Client:
         return client
 
 
+def worker_threads(settings: Settings) -> int:
+    """The threads of all workers of the configured cluster (at least 1)."""
+    return max(1, sum(get_client(settings).nthreads().values()))
+
+
 def close_clients() -> None:
     with _lock:
         for client in _clients.values():

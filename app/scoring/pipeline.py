@@ -15,14 +15,12 @@ import pyarrow.parquet as pq
 from dask import delayed
 
 from scoring import atomic, naming
-from scoring.compute import run_tasks
+from scoring.compute import run_tasks, worker_threads
 from scoring.features import build
 from scoring.features.spec import FeatureSpec
 from scoring.models import predict_model, registry, train_model
 from scoring.models.evaluate import evaluate
 from scoring.settings import Settings
-
-SCORING_PARTITIONS = 4
 
 
 def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
@@ -171,12 +169,15 @@ def write_predictions(
 ) -> Path:
     identifier = serving_model(settings, spec, model_type, train_end, date)
     model = train_model.load_model(naming.model_path(settings, identifier))
-    test_set = read_test_set(settings, spec, date)
-    # Partitions of users are scored in parallel Dask tasks; order is kept.
-    size = max(1, -(-test_set.num_rows // SCORING_PARTITIONS))
+    source = naming.test_set_path(settings, date, spec.hash)
+    # One partition of users per thread of the cluster's workers, each a Dask task that
+    # reads the test set itself (the graph holds the model and a path, not the data) and
+    # scores its rows on one OpenMP thread; order is kept.
+    rows = pq.read_metadata(source).num_rows
+    size = max(1, -(-rows // worker_threads(settings)))
     tasks = [
-        delayed(_score_partition)(model, test_set.slice(offset, size))
-        for offset in range(0, max(test_set.num_rows, 1), size)
+        delayed(_score_partition)(model, source, offset, size)
+        for offset in range(0, max(rows, 1), size)
     ]
     scores = run_tasks(settings, tasks, f"scoring {date}", progress)
     target = naming.predictions_path(settings, identifier, date)
@@ -184,8 +185,11 @@ def write_predictions(
     return target
 
 
-def _score_partition(model: train_model.TrainedModel, features: pa.Table) -> pa.Table:
-    return predict_model.predict(model, features.to_pandas())
+def _score_partition(
+    model: train_model.TrainedModel, source: Path, offset: int, size: int
+) -> pa.Table:
+    features = pq.read_table(source).slice(offset, size)
+    return predict_model.predict_table(model, features, threads=1)
 
 
 def read_predictions(

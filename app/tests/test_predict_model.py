@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scoring.models import predict_model, train_model
 
@@ -46,6 +47,9 @@ def test_scores_equal_predict_proba_bit_for_bit(model_type, monkeypatch):
     assert table["id"].to_pylist() == features["id"].tolist()
     assert np.array_equal(table["target"].to_numpy(), expected)
     assert expected.std() > 0
+    # The same from an Arrow table (the stored test set), columns in another order.
+    arrow = pa.Table.from_pandas(features[features.columns[::-1]], preserve_index=False)
+    assert predict_model.predict_table(model, arrow).equals(table)
 
 
 def test_binned_scoring_is_used_for_the_boosted_model():
@@ -144,3 +148,21 @@ def test_alike_rows_scored_once_give_every_row_its_own_score(monkeypatch, key):
     assert np.array_equal(predict_model.probabilities(model, single), model.predict_proba(single))
     alike = features.iloc[[0] * 5]
     assert np.array_equal(predict_model.probabilities(model, alike), model.predict_proba(alike))
+
+
+@pytest.mark.parametrize("change", ["none", "float", "nulls"])
+def test_an_arrow_table_is_scored_like_its_frame(change):
+    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    features = pa.Table.from_pandas(_frame(500, seed=2), preserve_index=False)
+    if change != "none":  # binned by search, through a frame
+        saves = features["saves"].to_pylist()
+        saves[3] = None
+        kind = pa.float64() if change == "float" else pa.int32()
+        index = features.column_names.index("saves")
+        features = features.set_column(index, "saves", pa.array(saves, kind))
+    frame = features.to_pandas()
+    expected = model.predict_proba(frame)
+    assert np.array_equal(predict_model.table_probabilities(model, features), expected)
+    assert predict_model.predict_table(model, features).equals(predict_model.predict(model, frame))
+    with pytest.raises(Exception, match="saves"):
+        predict_model.predict_table(model, features.drop_columns(["saves"]))

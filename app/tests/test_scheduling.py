@@ -58,7 +58,8 @@ def test_parallel_steps_hand_several_tasks_to_dask(data_root, monkeypatch):
     sizes = dict(batches)
     assert max(n for what, n in batches if what == "daily") > 3  # days of the backfill
     assert sizes["labelled"] == settings.train_days  # dates of a training set
-    assert max(n for what, n in batches if what == "scoring") > 1  # partitions of scoring
+    # Partitions of scoring: one per thread of the cluster's workers.
+    assert {n for what, n in batches if what == "scoring"} == {compute.worker_threads(settings)}
 
 
 def test_scores_from_partitions_equal_scores_in_one_go(data_root):

@@ -63,7 +63,9 @@ def _bins(
 
 
 def _bins_by_lookup(
-    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
+    pipeline: Pipeline,
+    booster: HistGradientBoostingClassifier,
+    features: pd.DataFrame | dict[str, np.ndarray],
 ) -> np.ndarray | None:
     """The same binned matrix through one lookup table per column, or None.
 
@@ -72,8 +74,10 @@ def _bins_by_lookup(
     same preprocessing and `_bin_mapper` give for every integer of each column's range, and
     the preprocessing of the boosted model works value by value (a cast to float), so a
     row's bins are the same as `_bins` gives, without a binary search per value.
+    `features` is a frame or the numpy columns of one, by name.
     """
-    columns = [features[name].to_numpy() for name in features.columns]
+    names = list(features.columns if isinstance(features, pd.DataFrame) else features)
+    columns = [np.asarray(features[name]) for name in names]
     if not columns or not all(c.dtype.kind in "iu" for c in columns):
         return None
     lows = [int(c.min()) for c in columns]
@@ -85,11 +89,11 @@ def _bins_by_lookup(
     grid = pd.DataFrame(
         {
             name: (low + np.minimum(steps, span)).astype(column.dtype)
-            for name, column, low, span in zip(features.columns, columns, lows, spans, strict=True)
+            for name, column, low, span in zip(names, columns, lows, spans, strict=True)
         }
     )
     tables = _bins(pipeline, booster, grid)
-    binned = np.empty((len(features), len(columns)), dtype=tables.dtype)
+    binned = np.empty((len(columns[0]), len(columns)), dtype=tables.dtype)
     for index, (column, low) in enumerate(zip(columns, lows, strict=True)):
         offsets = column.astype(np.intp) - low  # no overflow of narrow integer types
         binned[:, index] = tables[offsets, index]
@@ -148,10 +152,13 @@ def _first_rows(rows: np.ndarray, classes: int) -> np.ndarray:
     return first
 
 
-def _raw_predictions(booster: HistGradientBoostingClassifier, binned: np.ndarray) -> np.ndarray:
-    """Baseline plus every tree's leaf value, per row, in predict_proba's order."""
+def _raw_predictions(
+    booster: HistGradientBoostingClassifier, binned: np.ndarray, threads: int | None = None
+) -> np.ndarray:
+    """Baseline plus every tree's leaf value, per row, in predict_proba's order, on
+    `threads` OpenMP threads (scikit-learn's default when None)."""
     missing_bin = booster._bin_mapper.missing_values_bin_idx_
-    threads = _openmp_effective_n_threads()
+    threads = threads or _openmp_effective_n_threads()
     raw = np.empty(binned.shape[0], dtype=booster._baseline_prediction.dtype)
     for start in range(0, binned.shape[0], BLOCK_ROWS):
         block = binned[start : start + BLOCK_ROWS]
@@ -164,15 +171,44 @@ def _raw_predictions(booster: HistGradientBoostingClassifier, binned: np.ndarray
 
 
 def _binned_probabilities(
-    pipeline: Pipeline, booster: HistGradientBoostingClassifier, features: pd.DataFrame
+    pipeline: Pipeline,
+    booster: HistGradientBoostingClassifier,
+    features: pd.DataFrame | pa.Table,
+    threads: int | None = None,
 ) -> np.ndarray:
-    binned = _bins_by_lookup(pipeline, booster, features)
-    if binned is None:
-        binned = _bins(pipeline, booster, features)
+    if isinstance(features, pa.Table):  # numpy views of the columns, no frame unless needed
+        binned = _bins_by_lookup(pipeline, booster, _numpy_columns(features))
+        if binned is None:
+            binned = _bins(pipeline, booster, features.to_pandas())
+    else:
+        binned = _bins_by_lookup(pipeline, booster, features)
+        if binned is None:
+            binned = _bins(pipeline, booster, features)
     # Each class of rows that reach the same leaves is scored once.
     first, rows = _distinct_rows(booster, binned)
-    raw = _raw_predictions(booster, np.ascontiguousarray(binned[first]))
+    raw = _raw_predictions(booster, np.ascontiguousarray(binned[first]), threads)
     return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1][rows]
+
+
+def _numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The columns as numpy arrays: views of integer columns without nulls (one chunk),
+    floats with NaN for the nulls of others, as a frame would convert them."""
+    return {
+        name: column.combine_chunks().to_numpy(zero_copy_only=False)
+        for name, column in zip(table.column_names, table.columns, strict=True)
+    }
+
+
+def table_probabilities(
+    model: TrainedModel, features: pa.Table, threads: int | None = None
+) -> np.ndarray:
+    """`probabilities` of an Arrow table, without converting it to a frame when the
+    binned scoring applies (the test set's dates would become Python objects)."""
+    binned = _binned_booster(model)
+    names = model.feature_names
+    if binned is None or features.num_rows == 0 or not set(names) <= set(features.column_names):
+        return probabilities(model, features.to_pandas())
+    return _binned_probabilities(*binned, features.select(names), threads)
 
 
 def probabilities(model: TrainedModel, features: pd.DataFrame) -> np.ndarray:
@@ -193,6 +229,19 @@ def predict(model: TrainedModel, features: pd.DataFrame) -> pa.Table:
             "id": pa.array(features["id"].to_numpy(), pa.int64()),
             "date": pa.array(features["date"], pa.date32(), from_pandas=True),
             "target": pa.array(probabilities(model, features), pa.float64()),
+        },
+        schema=PREDICTION_SCHEMA,
+    )
+
+
+def predict_table(model: TrainedModel, features: pa.Table, threads: int | None = None) -> pa.Table:
+    """`predict` of an Arrow table (such as the stored test set); the trees of the boosted
+    model run on `threads` OpenMP threads (scikit-learn's default when None)."""
+    return pa.table(
+        {
+            "id": features["id"].cast(pa.int64()),
+            "date": features["date"].cast(pa.date32()),
+            "target": pa.array(table_probabilities(model, features, threads), pa.float64()),
         },
         schema=PREDICTION_SCHEMA,
     )
