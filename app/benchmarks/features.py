@@ -307,6 +307,9 @@ def run_job_predict_ours(context: Context) -> dict:
     import pyarrow.parquet as pq  # noqa: PLC0415
     from scoring import pipeline  # noqa: PLC0415
 
+    # Started before the timing as in the other steps: a daily job's process has the
+    # cluster running since its first step.
+    _client(context)
     train_end = context.settings.train_end_for(context.date)
     seconds, path = _timed(
         lambda: pipeline.write_predictions(
