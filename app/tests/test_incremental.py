@@ -51,3 +51,31 @@ def test_features_from_partials_equal_features_from_raw(data_root):
     from_raw = build.build_features(settings, spec, date, "raw", progress=False)
     assert from_partials.column_names == ["id", "date", *spec.names]
     assert from_partials.equals(from_raw)
+
+
+def test_a_slide_builds_missing_window_and_leaving_partials_once_in_one_batch(
+    data_root, monkeypatch
+):
+    """The leaving days' partials are read while the window's are checked and built: one
+    that is missing is built in the same Dask batch as the new day's, each day once."""
+    settings = get_settings()
+    spec = load_spec(settings)
+    date = FIRST + dt.timedelta(days=1)
+    build.window_state(settings, spec, FIRST, "incremental", progress=False)
+    cutoff = settings.feature_cutoff(date)
+    missing = sorted({cutoff, *(cutoff - dt.timedelta(days=w) for w in spec.windows)})
+    for day in missing:
+        naming.daily_partial_path(settings, day).unlink(missing_ok=True)
+    batches = []
+    original = build.run_tasks
+
+    def counting(settings, tasks, description, progress=True):
+        batches.append((description, len(tasks)))
+        return original(settings, tasks, description, progress)
+
+    monkeypatch.setattr(build, "run_tasks", counting)
+    slid = build.window_state(settings, spec, date, "incremental", progress=False)
+    assert batches == [("daily partials", len(missing))]
+    assert all(naming.daily_partial_path(settings, day).exists() for day in missing)
+    monkeypatch.setattr(build, "run_tasks", original)
+    assert slid.equals(build.window_state(settings, spec, date, "raw", progress=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -179,25 +180,48 @@ def window_state(
     if mode == "raw":
         state = state_from_files(settings, spec, date, "raw", progress)
     else:
-        # Raw files are only needed for days without a partial; ensure_daily_partials
-        # names any that is missing.
-        ensure_daily_partials(settings, window_days(settings, date), progress)
         previous = naming.window_state_path(settings, date - dt.timedelta(days=1), spec.hash)
         if mode == "incremental" and previous.exists():
-            cutoff = settings.feature_cutoff(date)
-            leaving_days = [cutoff - dt.timedelta(days=w) for w in spec.windows]
-            ensure_daily_partials(settings, leaving_days, progress)
-            leaving = {
-                w: read_partial(settings, cutoff - dt.timedelta(days=w)) for w in spec.windows
-            }
-            state = slide_state(
-                atomic.read_arrow(previous), cutoff, read_partial(settings, cutoff), leaving, spec
-            )
+            state = _slid_state(settings, spec, date, previous, progress)
         else:
+            # Raw files are only needed for days without a partial; ensure_daily_partials
+            # names any that is missing.
+            ensure_daily_partials(settings, window_days(settings, date), progress)
             state = state_from_files(settings, spec, date, "partials", progress)
     if mode == "incremental":
         atomic.write_arrow(state, target)
     return state
+
+
+def _slid_state(
+    settings: Settings, spec: FeatureSpec, date: dt.date, previous: Path, progress: bool
+) -> pa.Table:
+    """Yesterday's state slid by one day: the new day in, the days leaving each window out.
+
+    While the window's partials are checked and the new day's is built (in a Dask task),
+    a thread reads the leaving days' partials that exist already. An existing partial is
+    never replaced by other content (a partial whose raw day changed fails the checks),
+    so what the thread read is what the checks pass.
+    """
+    cutoff = settings.feature_cutoff(date)
+    leaving_days = {w: cutoff - dt.timedelta(days=w) for w in spec.windows}
+    with ThreadPoolExecutor(1) as pool:
+        early = {
+            window: pool.submit(read_partial, settings, day)
+            for window, day in leaving_days.items()
+            if naming.daily_partial_path(settings, day).exists()
+        }
+        # One pass of checks (and one Dask batch) for the window and the leaving days,
+        # most of which are in the window.
+        days = dict.fromkeys([*window_days(settings, date), *leaving_days.values()])
+        ensure_daily_partials(settings, list(days), progress)
+        leaving = {
+            window: early[window].result() if window in early else read_partial(settings, day)
+            for window, day in leaving_days.items()
+        }
+    return slide_state(
+        atomic.read_arrow(previous), cutoff, read_partial(settings, cutoff), leaving, spec
+    )
 
 
 # --- feature tables ------------------------------------------------------------------

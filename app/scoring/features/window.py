@@ -14,7 +14,10 @@ Three ways lead to the same state for a cutoff day (tests compare them):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +28,17 @@ from scoring.features.spec import ALL_EVENTS, LAST_DAY, FeatureSpec, active_colu
 
 # Stands for "no day" in last-day maxima (rows that only remove counts).
 NO_DAY = np.iinfo(np.int32).min
+# Threads for the slide's column copies: numpy's take and searchsorted release the GIL.
+SLIDE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _each(function: Callable, items: Iterable) -> list:
+    """`function` of every item, on up to SLIDE_THREADS threads, in the items' order."""
+    items = list(items)
+    if SLIDE_THREADS == 1 or len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(SLIDE_THREADS, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def state_schema(spec: FeatureSpec) -> pa.Schema:
@@ -291,10 +305,16 @@ def slide_state(
     if previous_ids.size:
         known = previous_ids[np.minimum(slots, previous_ids.size - 1)] == new_ids
     insert_at, inserted = slots[~known], new_ids[~known]
-    leaving_rows = {
-        window: _rows_in(partial["user_id"].to_numpy(), previous_ids)
-        for window, partial in leaving_partials.items()
-    }
+    leaving_rows = dict(
+        zip(
+            leaving_partials,
+            _each(
+                lambda partial: _rows_in(partial["user_id"].to_numpy(), previous_ids),
+                leaving_partials.values(),
+            ),
+            strict=True,
+        )
+    )
     population = active_column(spec.aggregation_window)
     drop = np.array([], dtype=np.intp)
     if spec.aggregation_window in leaving_rows:
@@ -321,9 +341,14 @@ def slide_state(
         result[new_positions] = fill
         return result
 
-    user_ids = copied(previous_ids, inserted)
-    columns = {name: copied(previous[name].to_numpy(), 0) for name in spec.state_columns[1:-1]}
-    last_day = copied(previous[LAST_DAY].to_numpy(), NO_DAY)
+    # Every column is copied once, the columns side by side on the slide's threads.
+    names = spec.state_columns[1:-1]
+    user_ids, last_day, *copies = _each(
+        lambda job: copied(*job),
+        [(previous_ids, inserted), (previous[LAST_DAY].to_numpy(), NO_DAY)]
+        + [(previous[name].to_numpy(), 0) for name in names],
+    )
+    columns = dict(zip(names, copies, strict=True))
 
     def apply(partial: pa.Table, rows: np.ndarray, sign: int, windows: set[int], keep=None):
         add = np.add.at if sign > 0 else np.subtract.at
