@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
+from role_plugins import filter_plugin
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location(
-    "networks", ROOT / "roles/docker/filter_plugins/networks.py"
-)
-networks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(networks)
+networks = filter_plugin("docker", "networks")
 conflicts = networks.docker_network_conflicts
 
 RANGES = {"docker_bridge_ip": "172.28.0.1/24", "docker_address_pools[0]": "172.29.0.0/16"}

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from role_plugins import filter_plugin
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location(
-    "pins", ROOT / "roles/jupyterhub/filter_plugins/pins.py"
-)
-pins = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pins)
+pins = filter_plugin("jupyterhub", "pins")
 missing_pins = pins.jupyterhub_missing_pins
 
 SITE = "/opt/env/lib/python3.13/site-packages"

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from role_plugins import filter_plugin
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location(
-    "sources", ROOT / "roles/jupyterhub/filter_plugins/sources.py"
-)
-sources = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sources)
+sources = filter_plugin("jupyterhub", "sources")
 fingerprint = sources.jupyterhub_source_fingerprint
 
 

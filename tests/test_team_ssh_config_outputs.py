@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from role_plugins import filter_plugin
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location(
-    "outputs", ROOT / "roles/team_ssh_config/filter_plugins/outputs.py"
-)
-outputs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(outputs)
+outputs = filter_plugin("team_ssh_config", "outputs")
 outdated = outputs.team_ssh_config_outdated
 
 CONFIG = "Host is24de\n    User alice\n"
