@@ -11,7 +11,7 @@ import datetime as dt
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from scoring.features import build, window
+from scoring.features import build, daily, window
 from scoring.features.spec import load_spec
 from scoring.settings import get_settings
 
@@ -79,3 +79,52 @@ def test_repeated_rows_add_up_like_separate_days(data_root):
     for name in spec.state_columns[1:-1]:
         assert twice[name].to_pylist() == [2 * v for v in once[name].to_pylist()], name
     assert twice["last_day"].equals(once["last_day"])
+
+
+def _day_partial(day: dt.date, users: list[int]) -> pa.Table:
+    """The partial of a day on which each of `users` searched once (and user 5 saved too)."""
+    start = dt.datetime.combine(day, dt.time(9))
+    ids = [*users, *[u for u in users if u == 5]]
+    codes = [0] * len(users) + [2] * (len(ids) - len(users))
+    events = pa.table(
+        {
+            "user_id": pa.array(ids, pa.int64()),
+            "timestamp": pa.array([start] * len(ids), pa.timestamp("us")),
+            "event_code": pa.array(codes, pa.int8()),
+        }
+    )
+    return daily.daily_partial(events, day)
+
+
+def _full(partials: dict[dt.date, pa.Table], cutoff: dt.date, spec) -> pa.Table:
+    first = cutoff - dt.timedelta(days=spec.aggregation_window - 1)
+    inside = [p for day, p in sorted(partials.items()) if first <= day <= cutoff]
+    return window.combine_states([window.aggregate_chunk(inside, cutoff, spec)], spec)
+
+
+def test_a_slide_drops_inserts_and_keeps_users_exactly_as_a_full_recompute(data_root):
+    """Users whose only day leaves are dropped unless active on the new day; new users go
+    in at the start, the middle and the end; days leaving a shorter window only subtract."""
+    settings, spec = get_settings(), load_spec(get_settings())
+    cutoff = settings.feature_cutoff(DATE)
+    yesterday = cutoff - dt.timedelta(days=1)
+    leaving = {w: cutoff - dt.timedelta(days=w) for w in spec.windows}
+    oldest = leaving[spec.aggregation_window]
+    shorter = min(spec.windows)
+    partials = {
+        day: _day_partial(day, [])
+        for day in build.window_days(settings, DATE - dt.timedelta(days=1))
+    }
+    partials[oldest] = _day_partial(oldest, [10, 20, 30])  # 10 and 20 leave, 20 comes back
+    partials[leaving[shorter]] = _day_partial(leaving[shorter], [5, 30, 40])
+    partials[yesterday] = _day_partial(yesterday, [40, 50])
+    for new_users in ([1, 20, 35, 50, 99], []):
+        days = {**partials, cutoff: _day_partial(cutoff, new_users)}
+        previous = _full(days, yesterday, spec)
+        slid = window.slide_state(
+            previous, cutoff, days[cutoff], {w: days[d] for w, d in leaving.items()}, spec
+        )
+        expected = _full(days, cutoff, spec)
+        assert slid.equals(expected), new_users
+        assert 10 not in slid["user_id"].to_pylist()
+        assert (20 in slid["user_id"].to_pylist()) == (20 in new_users)
