@@ -46,11 +46,32 @@ def model_identifier(
     return naming.model_id(model_type, params, train_set_hash(settings, dates), spec.hash)
 
 
+# Rows per row group of a test set: each scoring task reads only the groups that hold its
+# partition of users (plus at most one group more than its share), not the whole file.
+TEST_SET_ROW_GROUP = 1 << 16
+
+
 def write_test_set(settings: Settings, spec: FeatureSpec, date: dt.date, progress=True) -> Path:
     target = naming.test_set_path(settings, date, spec.hash)
     features = build.build_features(settings, spec, date, "incremental", progress)
-    atomic.write_parquet(features, target)
+    atomic.write_parquet(features, target, row_group_size=TEST_SET_ROW_GROUP)
     return target
+
+
+def read_rows(path: Path, offset: int, size: int) -> pa.Table:
+    """Rows [offset, offset + size) of a parquet file, reading only the row groups that
+    hold them."""
+    file = pq.ParquetFile(path)
+    groups, first, start = [], 0, 0
+    for group in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        if max(start, offset) < min(start + rows, offset + size):  # they overlap
+            first = first if groups else start
+            groups.append(group)
+        start += rows
+    if not groups:
+        return file.schema_arrow.empty_table()
+    return file.read_row_groups(groups).slice(offset - first, size)
 
 
 def read_test_set(settings: Settings, spec: FeatureSpec, date: dt.date) -> pa.Table:
@@ -171,8 +192,8 @@ def write_predictions(
     model = train_model.load_model(naming.model_path(settings, identifier))
     source = naming.test_set_path(settings, date, spec.hash)
     # One partition of users per thread of the cluster's workers, each a Dask task that
-    # reads the test set itself (the graph holds the model and a path, not the data) and
-    # scores its rows on one OpenMP thread; order is kept.
+    # reads its rows of the test set itself (the graph holds the model and a path, not the
+    # data) and scores them on one OpenMP thread; order is kept.
     rows = pq.read_metadata(source).num_rows
     size = max(1, -(-rows // worker_threads(settings)))
     tasks = [
@@ -188,7 +209,7 @@ def write_predictions(
 def _score_partition(
     model: train_model.TrainedModel, source: Path, offset: int, size: int
 ) -> pa.Table:
-    features = pq.read_table(source).slice(offset, size)
+    features = read_rows(source, offset, size)
     return predict_model.predict_table(model, features, threads=1)
 
 

@@ -3,11 +3,13 @@
 import datetime as dt
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from distributed import LocalCluster
 from scoring import cli, compute, naming, pipeline
 from scoring.features.spec import load_spec
+from scoring.models import predict_model, train_model
 from scoring.settings import get_settings
 
 
@@ -89,3 +91,39 @@ def test_prediction_runs_on_a_dask_cluster(data_root, dask_cluster):
 def test_smoke_command_passes(monkeypatch):
     monkeypatch.delenv("SCORING_DATA_ROOT", raising=False)
     assert cli.main(["smoke"]) == 0
+
+
+def test_rows_of_a_parquet_file_are_read_from_their_row_groups_only(tmp_path, monkeypatch):
+    table = pa.table({"id": list(range(10)), "x": [float(i) / 3 for i in range(10)]})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path, row_group_size=3)  # groups of rows 0-2, 3-5, 6-8, 9
+    read = []
+    original = pq.ParquetFile.read_row_groups
+
+    def recording(self, groups, *args, **kwargs):
+        read.append(list(groups))
+        return original(self, groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", recording)
+    cases = {(0, 3): [0], (4, 3): [1, 2], (5, 5): [1, 2, 3], (9, 4): [3], (2, 0): []}
+    for (offset, size), groups in cases.items():
+        read.clear()
+        assert pipeline.read_rows(path, offset, size).equals(table.slice(offset, size))
+        assert read == ([groups] if groups else []), (offset, size)
+    assert pipeline.read_rows(path, 12, 3).schema == table.schema
+
+
+def test_predictions_keep_the_order_of_a_test_set_in_many_row_groups(data_root, monkeypatch):
+    """Three scoring tasks, each reading its rows from row groups of 7 rows, give the
+    scores of the whole test set in its order."""
+    settings = get_settings()
+    monkeypatch.setattr(pipeline, "TEST_SET_ROW_GROUP", 7)
+    monkeypatch.setattr(pipeline, "worker_threads", lambda _settings: 3)
+    assert cli.main(["predict", "--local-scheduler", "--date", settings.today.isoformat()]) == 0
+    spec = load_spec(settings)
+    test_set = naming.test_set_path(settings, settings.today, spec.hash)
+    assert pq.ParquetFile(test_set).metadata.num_row_groups > 3
+    path, identifier = _prediction_path(settings, settings.today)
+    model = train_model.load_model(naming.model_path(settings, identifier))
+    expected = predict_model.predict_table(model, pq.read_table(test_set))
+    assert pq.read_table(path).equals(expected)
