@@ -9,6 +9,7 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 from scoring import atomic, naming
+from scoring.data import checks
 from scoring.tasks import DailyPartials
 
 DAY = dt.date(2026, 1, 20)
@@ -63,6 +64,9 @@ def test_exception_inside_the_block_removes_the_temporary(tmp_path):
 
 
 def test_luigi_task_failing_halfway_leaves_nothing_and_reruns(data_root, monkeypatch):
+    """No temporary is left, by the failed run or the next; the next keeps the raw file's
+    fingerprint (the raw file counts as settled at once, however fast the test runs)."""
+    monkeypatch.setattr(checks, "RACY_NS", 0)
     real_write = pq.write_table
 
     def write_half_then_fail(table, where, **kwargs):
@@ -81,7 +85,8 @@ def test_luigi_task_failing_halfway_leaves_nothing_and_reruns(data_root, monkeyp
     assert luigi.build([task], local_scheduler=True, log_level="CRITICAL")
     assert task.complete()
     assert pq.read_table(output).num_rows > 0
-    assert [p.name for p in directory.iterdir()] == [f"{DAY}.parquet"]
+    kept = naming.raw_fingerprints_path(task.settings).name
+    assert sorted(p.name for p in directory.iterdir()) == sorted([f"{DAY}.parquet", kept])
 
 
 def test_a_concurrent_writer_keeps_its_temporary(tmp_path):
