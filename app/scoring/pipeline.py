@@ -47,7 +47,7 @@ def model_identifier(
 
 
 # Rows per row group of a test set: each scoring task reads only the groups that hold its
-# partition of users (plus at most one group more than its share), not the whole file.
+# partition of users (and less than a group more at each end), not the whole file.
 TEST_SET_ROW_GROUP = 1 << 16
 
 
@@ -66,7 +66,8 @@ def read_rows(path: Path, offset: int, size: int) -> pa.Table:
     for group in range(file.metadata.num_row_groups):
         rows = file.metadata.row_group(group).num_rows
         if max(start, offset) < min(start + rows, offset + size):  # they overlap
-            first = first if groups else start
+            if not groups:
+                first = start
             groups.append(group)
         start += rows
     if not groups:
