@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 from scoring import naming
 from scoring.features import build
 from scoring.features.spec import load_spec
@@ -78,4 +79,17 @@ def test_a_slide_builds_missing_window_and_leaving_partials_once_in_one_batch(
     assert batches == [("daily partials", len(missing))]
     assert all(naming.daily_partial_path(settings, day).exists() for day in missing)
     monkeypatch.setattr(build, "run_tasks", original)
+    assert slid.equals(build.window_state(settings, spec, date, "raw", progress=False))
+
+
+def test_a_day_with_only_the_new_partial_missing_builds_it_without_dask(data_root, monkeypatch):
+    """The daily slide: one new day is reduced in this process, not sent to the cluster."""
+    settings = get_settings()
+    spec = load_spec(settings)
+    build.window_state(settings, spec, FIRST, "incremental", progress=False)
+    date = FIRST + dt.timedelta(days=1)
+    monkeypatch.setattr(build, "run_tasks", lambda *a, **k: pytest.fail("sent to Dask"))
+    slid = build.window_state(settings, spec, date, "incremental", progress=False)
+    assert naming.daily_partial_path(settings, settings.feature_cutoff(date)).exists()
+    monkeypatch.undo()
     assert slid.equals(build.window_state(settings, spec, date, "raw", progress=False))

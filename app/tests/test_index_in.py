@@ -62,3 +62,27 @@ def test_dense_or_sorted_users_are_not_hashed(monkeypatch, scale, users, expecte
     ids = pa.array([5 * scale, 2 * scale, 9 * scale, -1, 2 * scale])
     result = dataset.index_in(ids, pa.array([u * scale for u in users]))
     assert result.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    "user_ids",
+    [
+        SORTED,
+        np.sort(np.concatenate([SORTED, SORTED[::7]])),  # repeated ids: the first
+        RNG.permutation(SORTED),
+        SORTED[:0],
+        SORTED[:1],
+    ],
+    ids=["sorted", "repeats", "unsorted", "no-users", "one-user"],
+)
+def test_rows_of_sorted_ids_equal_pyarrow_index_in(user_ids):
+    ids = np.unique(IDS)
+    user_ids = pa.chunked_array([pa.array(user_ids, pa.int64())])
+    expected = pc.fill_null(pc.index_in(pa.array(ids), value_set=user_ids), -1).to_numpy()
+    assert np.array_equal(dataset.rows_of_sorted(ids, user_ids), expected)
+
+
+def test_rows_of_sorted_ids_in_an_ordered_snapshot_build_no_table(monkeypatch):
+    monkeypatch.setattr(dataset, "index_in", lambda *a, **k: pytest.fail("table or hash"))
+    rows = dataset.rows_of_sorted(np.array([2, 5, 9]), pa.array([2, 4, 5, 7], pa.int64()))
+    assert rows.tolist() == [0, 2, -1]

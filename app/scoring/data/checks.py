@@ -34,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scoring import atomic, naming
 from scoring.data import dataset
 from scoring.errors import RawDataError
+from scoring.features.daily import ALL_COLUMN as ALL_EVENTS
+from scoring.features.daily import daily_partial
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -447,7 +448,7 @@ def count_repeats(events: pa.Table) -> int:
 
 
 def check_events(settings: Settings, day: dt.date, events: pa.Table) -> None:
-    """Content checks of validated events (dataset.read_events) of `day`."""
+    """The checks of validated events (dataset.read_events) of `day` that need each event."""
     user_ids = events["user_id"].to_numpy()
     bad_ids = user_ids[user_ids <= 0]
     if bad_ids.size:
@@ -457,41 +458,53 @@ def check_events(settings: Settings, day: dt.date, events: pa.Table) -> None:
     repeats = count_repeats(events)
     if repeats:
         raise RawDayError(day, "duplicates", f"{repeats} of {events.num_rows} events are repeats")
+
+
+def check_users(settings: Settings, day: dt.date, partial: pa.Table) -> None:
+    """Every user of the day's partial (daily.daily_partial: one row per user, ordered by
+    id, `n_all` events) is in that day's snapshot and had signed up by then.
+
+    Each user of the day is looked up once, in id order, instead of each event.
+    """
     users = dataset.read_users(settings, day)
-    index = dataset.index_in(events["user_id"], users["user_id"])
-    unknown = pc.is_null(index).to_numpy(zero_copy_only=False)
+    ids = partial["user_id"].to_numpy()
+    events = partial[ALL_EVENTS].to_numpy()
+    rows = dataset.rows_of_sorted(ids, users["user_id"])
+    unknown = rows < 0
     if unknown.any():
-        examples = np.unique(user_ids[unknown])[:5].tolist()
+        examples = ids[unknown][:5].tolist()
         raise RawDayError(
             day,
             "unknown_users",
-            f"{int(unknown.sum())} events of {np.unique(user_ids[unknown]).size} users absent "
+            f"{int(events[unknown].sum())} events of {int(unknown.sum())} users absent "
             f"from {naming.raw_users_path(settings, day)} (e.g. {examples})",
         )
-    signup = pc.take(users["signup_date"].cast(pa.int32()), index).to_numpy()
-    event_day = (day - dt.date(1970, 1, 1)).days
-    early = signup > event_day
+    signup = users["signup_date"].cast(pa.int32()).to_numpy()[rows]
+    early = signup > (day - dt.date(1970, 1, 1)).days
     if early.any():
         raise RawDayError(
             day,
             "impossible_values",
-            f"{int(early.sum())} events of users who signed up after {day} "
-            f"(e.g. user {user_ids[early][0]})",
+            f"{int(events[early].sum())} events of users who signed up after {day} "
+            f"(e.g. user {ids[early][0]})",
         )
-    check_volume(settings, day, events.num_rows)
 
 
-def checked_events(settings: Settings, day: dt.date) -> pa.Table | None:
-    """The validated events of `day`, or None when the skip policy dropped the day."""
+def checked_partial(settings: Settings, day: dt.date) -> pa.Table | None:
+    """The partial of `day`'s validated and checked events, or None when the skip policy
+    dropped the day."""
     if not wait_for_arrival(settings, day):
         return None
     path = naming.raw_events_path(settings, day)
     events = dataset.read_events(path, day)
     try:
         check_events(settings, day, events)
+        partial = daily_partial(events, day)
+        check_users(settings, day, partial)
+        check_volume(settings, day, events.num_rows)
     except RawDayError as error:
         if settings.raw_day_policy != "skip":
             raise
         record_gap(settings, error)
         return None
-    return events
+    return partial

@@ -74,15 +74,17 @@ def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) 
     """
     raw = naming.raw_events_path(settings, day)
     stamp = checks.fingerprint(raw) if arrived else checks.ABSENT
-    events = checks.checked_events(settings, day) if arrived else None
-    partial = daily_partial(_no_events() if events is None else events, day)
+    partial = checks.checked_partial(settings, day) if arrived else None
+    if partial is None:
+        partial = daily_partial(_no_events(), day)
     target = naming.daily_partial_path(settings, day)
     atomic.write_parquet(checks.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET)
     return target
 
 
 def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: bool = True) -> None:
-    """Build the partial of every day that has none, all of them at once in Dask tasks.
+    """Build the partial of every day that has none, all of them at once in Dask tasks
+    (a single day in this process).
 
     Before any work: a partial built from other content than the raw file has now fails
     the run ('changed'), and a missing or late day is handled by the raw-day policy.
@@ -94,9 +96,15 @@ def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: boo
         for day in todo:
             checks.check_not_changed(settings, day, fingerprints)
         arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
-        tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
-        # Every task finishes (none is left writing) before the first bad day is reported.
-        results = run_tasks(settings, tasks, "daily partials", progress)
+        if len(todo) == 1:
+            # The daily case: one day gains nothing from the cluster, and the round trip
+            # to its scheduler costs about as much as the day's reduction itself.
+            results = [_write_or_report(settings, todo[0], arrived[todo[0]])]
+        else:
+            tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
+            # Every task finishes (none is left writing) before the first bad day is
+            # reported.
+            results = run_tasks(settings, tasks, "daily partials", progress)
         for _, kept in results:
             if kept is not None:  # the fingerprint the task took, so the next run need not
                 fingerprints.remember(kept)
@@ -198,10 +206,11 @@ def _slid_state(
 ) -> pa.Table:
     """Yesterday's state slid by one day: the new day in, the days leaving each window out.
 
-    While the window's partials are checked and the new day's is built (in a Dask task),
-    a thread reads the leaving days' partials that exist already. An existing partial is
-    never replaced by other content (a partial whose raw day changed fails the checks),
-    so what the thread read is what the checks pass.
+    While the window's partials are checked and the new day's is built (here when it is
+    the only day to build, otherwise in Dask tasks), a thread reads the leaving days'
+    partials that exist already. An existing partial is never replaced by other content
+    (a partial whose raw day changed fails the checks), so what the thread read is what
+    the checks pass.
     """
     cutoff = settings.feature_cutoff(date)
     leaving_days = {w: cutoff - dt.timedelta(days=w) for w in spec.windows}
