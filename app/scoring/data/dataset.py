@@ -99,9 +99,14 @@ def index_in(ids: pa.ChunkedArray | pa.Array, user_ids: pa.ChunkedArray | pa.Arr
         return pa.array(rows, pa.int32(), mask=rows < 0)
     if not np.all(keys[1:] >= keys[:-1]):
         return pc.index_in(ids, value_set=user_ids)
-    rows = np.searchsorted(keys, values)  # the first of equal ids, as index_in
-    found = keys[np.minimum(rows, keys.size - 1)] == values
+    rows, found = _search_sorted(keys, values)
     return pa.array(rows.astype(np.int32), pa.int32(), mask=~found)
+
+
+def _search_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's first row among the sorted, non-empty `keys`, and whether it is there."""
+    rows = np.searchsorted(keys, values)  # the first of equal ids, as index_in
+    return rows, keys[np.minimum(rows, keys.size - 1)] == values
 
 
 def rows_of_sorted(ids: np.ndarray, user_ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -114,8 +119,7 @@ def rows_of_sorted(ids: np.ndarray, user_ids: pa.ChunkedArray | pa.Array) -> np.
     if not user_ids.null_count and len(user_ids):
         keys = np.asarray(user_ids.to_numpy()).astype(np.int64, copy=False)
         if np.all(keys[1:] > keys[:-1]):
-            rows = np.searchsorted(keys, ids)
-            found = keys[np.minimum(rows, keys.size - 1)] == ids
+            rows, found = _search_sorted(keys, ids)
             return np.where(found, rows, -1)
     return index_in(pa.array(ids, pa.int64()), user_ids).fill_null(-1).to_numpy()
 

@@ -23,7 +23,7 @@ from scoring import atomic, naming
 from scoring.compute import run_tasks
 from scoring.data import checks, dataset
 from scoring.errors import MissingInputError, RawDataError
-from scoring.features.daily import daily_partial, day_number
+from scoring.features.daily import PARTIAL_SCHEMA, daily_partial, day_number
 from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
 from scoring.features.window import aggregate_chunk, combine_states, slide_state
 from scoring.settings import Settings
@@ -56,16 +56,6 @@ def _raw_events_path_checked(settings: Settings, day: dt.date, date: dt.date) ->
 # --- daily partials ------------------------------------------------------------------
 
 
-def _no_events() -> pa.Table:
-    return pa.table(
-        {
-            "user_id": pa.array([], pa.int64()),
-            "timestamp": pa.array([], pa.timestamp("us")),
-            "event_code": pa.array([], pa.int8()),
-        }
-    )
-
-
 def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) -> Path:
     """Check the raw day, reduce it to its partial and record the raw file's fingerprint.
 
@@ -76,7 +66,7 @@ def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) 
     stamp = checks.fingerprint(raw) if arrived else checks.ABSENT
     partial = checks.checked_partial(settings, day) if arrived else None
     if partial is None:
-        partial = daily_partial(_no_events(), day)
+        partial = PARTIAL_SCHEMA.empty_table()
     target = naming.daily_partial_path(settings, day)
     atomic.write_parquet(checks.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET)
     return target
