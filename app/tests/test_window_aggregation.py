@@ -2,15 +2,18 @@
 
 Dense ids are added into columns indexed by id; ids spread too far apart for that take
 the sort-based reduction, also when each chunk alone is dense but the chunks are far
-apart. All must agree with each other, row for row.
+apart. Raw events counted straight into a chunk's state give what their daily partials
+give. All must agree with each other, row for row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from scoring.features import build, daily, window
 from scoring.features.spec import load_spec
 from scoring.settings import get_settings
@@ -128,3 +131,73 @@ def test_a_slide_drops_inserts_and_keeps_users_exactly_as_a_full_recompute(data_
         assert slid.equals(expected), new_users
         assert 10 not in slid["user_id"].to_pylist()
         assert (20 in slid["user_id"].to_pylist()) == (20 in new_users)
+
+
+def _random_events(rng, day: dt.date, users: int, events: int, first_id: int = 1) -> pa.Table:
+    start = dt.datetime.combine(day, dt.time())
+    seconds = rng.integers(0, 86_400, events)
+    return pa.table(
+        {
+            "user_id": pa.array(rng.integers(first_id, first_id + users, events), pa.int64()),
+            "timestamp": pa.array(
+                [start + dt.timedelta(seconds=int(s)) for s in seconds], pa.timestamp("us")
+            ),
+            "event_code": pa.array(rng.integers(0, 5, events).astype("int8")),
+        }
+    )
+
+
+@pytest.mark.parametrize("span", [1, 3, 8, 9, 16, 17, 32, 33, 64, 70])
+def test_events_counted_straight_into_the_state_equal_their_daily_partials(data_root, span):
+    """Chunks straddling the 3- and 7-day windows' ends, wholly older than the short
+    windows, with bitmaps of 8 to 64 days, and too long for a bitmap (daily partials)."""
+    spec = load_spec(get_settings())
+    rng = np.random.default_rng(span)
+    cutoff = dt.date(2026, 3, 31)
+    for newest_age in (0, 2, 6, 20):
+        days = [cutoff - dt.timedelta(days=newest_age + back) for back in range(span)]
+        events = [(day, _random_events(rng, day, 400, int(rng.integers(1, 600)))) for day in days]
+        if span > 2:  # a day without events in the middle
+            events[span // 2] = (events[span // 2][0], events[0][1].slice(0, 0))
+        ours = window.aggregate_events(events, cutoff, spec)
+        partials = [daily.daily_partial(table, day) for day, table in events]
+        assert ours.num_rows > 0
+        assert ours.equals(window.aggregate_chunk(partials, cutoff, spec)), newest_age
+
+
+def test_events_of_sparse_ids_equal_their_daily_partials(data_root):
+    spec = load_spec(get_settings())
+    rng = np.random.default_rng(3)
+    cutoff = dt.date(2026, 3, 31)
+    days = [cutoff - dt.timedelta(days=back) for back in range(10)]
+    events = [(day, _random_events(rng, day, 50, 80)) for day in days]
+    spread = [
+        (day, _shift(table, FAR) if i % 2 else table) for i, (day, table) in enumerate(events)
+    ]
+    partials = [daily.daily_partial(table, day) for day, table in spread]
+    expected = window.aggregate_chunk(partials, cutoff, spec)
+    assert pc.max(expected["user_id"]).as_py() > FAR
+    assert window.aggregate_events(spread, cutoff, spec).equals(expected)
+
+
+def test_events_after_the_cutoff_are_refused(data_root):
+    spec = load_spec(get_settings())
+    cutoff = dt.date(2026, 3, 31)
+    late = cutoff + dt.timedelta(days=1)
+    with pytest.raises(ValueError, match="after the cutoff"):
+        window.aggregate_events(
+            [(late, _random_events(np.random.default_rng(1), late, 10, 10))], cutoff, spec
+        )
+
+
+def test_the_combine_reuses_a_scratch_buffer_that_a_chunk_returned(data_root):
+    """The combine after the chunks' tasks takes a buffer one of them lent back, instead of
+    touching fresh memory (in the same process, as with the in-process cluster)."""
+    settings, spec = get_settings(), load_spec(get_settings())
+    partials = _partials(settings)
+    window._free_buffers.clear()
+    chunk = window.aggregate_chunk(partials, settings.feature_cutoff(DATE), spec)
+    lent = [buffer.ctypes.data for buffer in window._free_buffers]
+    assert len(lent) == 1
+    window.combine_states([chunk], spec)
+    assert [buffer.ctypes.data for buffer in window._free_buffers] == lent

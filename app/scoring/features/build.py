@@ -23,9 +23,14 @@ from scoring import atomic, naming
 from scoring.compute import run_tasks
 from scoring.data import checks, dataset
 from scoring.errors import MissingInputError, RawDataError
-from scoring.features.daily import PARTIAL_SCHEMA, daily_partial, day_number
+from scoring.features.daily import PARTIAL_SCHEMA, day_number
 from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
-from scoring.features.window import aggregate_chunk, combine_states, slide_state
+from scoring.features.window import (
+    aggregate_chunk,
+    aggregate_events,
+    combine_states,
+    slide_state,
+)
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,8 +129,17 @@ def _read_partials(paths_and_days: list[tuple[Path, dt.date]]) -> list[pa.Table]
     return [pq.read_table(path) for path, _ in paths_and_days]
 
 
-def _partials_from_raw(paths_and_days: list[tuple[Path, dt.date]]) -> list[pa.Table]:
-    return [daily_partial(dataset.read_events(path, day), day) for path, day in paths_and_days]
+def _state_from_raw(
+    paths_and_days: list[tuple[Path, dt.date]], cutoff: dt.date, spec: FeatureSpec
+) -> pa.Table:
+    events = [(day, dataset.read_events(path, day)) for path, day in paths_and_days]
+    return aggregate_events(events, cutoff, spec)
+
+
+def _state_from_partials(
+    paths_and_days: list[tuple[Path, dt.date]], cutoff: dt.date, spec: FeatureSpec
+) -> pa.Table:
+    return aggregate_chunk(_read_partials(paths_and_days), cutoff, spec)
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -142,19 +156,18 @@ def state_from_files(
     source: Literal["partials", "raw"],
     progress: bool = True,
 ) -> pa.Table:
-    """Aggregate the whole window: per-chunk Arrow group_by in Dask tasks, then combine."""
+    """Aggregate the whole window: a partial state per chunk of days in Dask tasks, then
+    the combine. From raw, each task counts the events straight into the state, without
+    daily partials."""
     cutoff = settings.feature_cutoff(date)
     days = window_days(settings, date)
     if source == "raw":
         inputs = [(_raw_events_path_checked(settings, d, date), d) for d in days]
-        loader = _partials_from_raw
+        reduce = _state_from_raw
     else:
         inputs = [(naming.daily_partial_path(settings, d), d) for d in days]
-        loader = _read_partials
-    tasks = [
-        delayed(lambda chunk: aggregate_chunk(loader(chunk), cutoff, spec))(chunk)
-        for chunk in _chunks(inputs, DAYS_PER_TASK)
-    ]
+        reduce = _state_from_partials
+    tasks = [delayed(reduce)(chunk, cutoff, spec) for chunk in _chunks(inputs, DAYS_PER_TASK)]
     states = run_tasks(settings, tasks, f"window {date} from {source}", progress)
     return combine_states(states, spec)
 

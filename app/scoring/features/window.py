@@ -6,6 +6,9 @@ Three ways lead to the same state for a cutoff day (tests compare them):
   numpy columns indexed by user id (one slot per id in the group's id range; sparse ids
   fall back to sorted segment sums), and the per-group results are added column by
   column. Dask runs one task per group of days.
+- `aggregate_events` + `combine_states`: the same from raw events, without daily partials:
+  each event is counted straight into its user's slot, and a bitmap per user holds the
+  days with activity.
 - `slide_state`: yesterday's state plus the new day minus the days that leave each window.
   All state columns are sums or a maximum over days that never leaves the window while the
   user stays in the population, so this is exact.
@@ -16,14 +19,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.features.daily import ALL_COLUMN, day_number
+from scoring.data.schema import EVENT_TYPES
+from scoring.features.daily import ALL_COLUMN, daily_partial, day_number
 from scoring.features.spec import ALL_EVENTS, LAST_DAY, FeatureSpec, active_column
 
 # Stands for "no day" in last-day maxima (rows that only remove counts).
@@ -86,29 +92,46 @@ def _dense_fits(first_id: int, last_id: int, rows: int) -> bool:
     return last_id - first_id + 1 <= max(DENSE_SLOTS_PER_ROW * rows, DENSE_MIN_SLOTS)
 
 
-_scratch = threading.local()
+# Scratch buffers of the process, lent to one user at a time: the chunks' Dask tasks
+# and the combine after them (in the same process with the in-process cluster).
+_free_buffers: list[np.ndarray] = []
+_buffers_lock = threading.Lock()
 
 
-def _zeroed_block(rows: int, size: int) -> np.ndarray:
-    """A zeroed int32 (rows, size) block of this thread, reused from call to call.
+@contextmanager
+def _zeroed_block(rows: int, size: int) -> Iterator[np.ndarray]:
+    """A zeroed int32 (rows, size) block, lent from the process's scratch buffers.
 
-    Fresh memory costs a page fault per page on first touch; a block kept per thread is
-    warm from the second chunk on. The next call in the same thread overwrites it.
+    Fresh memory costs a page fault per page on first touch (on a virtual machine the
+    host's as well); a lent buffer is warm from the second use on, whichever thread used
+    it before. The block is only valid inside the `with`.
     """
-    buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.size < rows * size:
-        buffer = _scratch.buffer = np.zeros(rows * size, np.int32)
-    block = buffer[: rows * size].reshape(rows, size)
-    block.fill(0)
-    return block
+    with _buffers_lock:
+        fits = [i for i, b in enumerate(_free_buffers) if b.size >= rows * size]
+        if fits:
+            buffer = _free_buffers.pop(min(fits, key=lambda i: _free_buffers[i].size))
+        else:
+            if _free_buffers:  # a larger one replaces the largest that is too small
+                _free_buffers.pop(
+                    max(range(len(_free_buffers)), key=lambda i: _free_buffers[i].size)
+                )
+            buffer = None
+    if buffer is None:
+        buffer = np.empty(rows * size, np.int32)
+    try:
+        block = buffer[: rows * size].reshape(rows, size)
+        block.fill(0)
+        yield block
+    finally:
+        with _buffers_lock:
+            _free_buffers.append(buffer)
 
 
 class _DenseState:
     """State columns as numpy arrays indexed by `user_id - first_id`, for ids in a range.
 
     Rows are collected with `add_day` / `add_state` and added into the columns by
-    `table`. The arrays live in this thread's scratch block; the tables returned hold
-    copies.
+    `table`. The arrays live in a lent scratch block; the tables returned hold copies.
     """
 
     def __init__(self, spec: FeatureSpec, first_id: int, last_id: int, youngest_age: int = 0):
@@ -127,7 +150,8 @@ class _DenseState:
         values = {}
         for column, event_type, window in self.spec.count_columns:
             if age < window:
-                values[column] = partial[_source_column(event_type)].to_numpy().astype(np.int32)
+                source = partial[_source_column(event_type)].to_numpy()
+                values[column] = source.astype(np.int32, copy=False)
         ones = np.ones(ids.size, np.int32)
         for window in self.spec.active_windows:
             if age < window:
@@ -138,15 +162,14 @@ class _DenseState:
         """A partial window state, perhaps with only some of the columns."""
         ids = state["user_id"].to_numpy()
         values = {
-            name: state[name].to_numpy().astype(np.int32)
+            name: state[name].to_numpy().astype(np.int32, copy=False)
             for name in state.column_names
             if name in self.names
         }
         last = pc.fill_null(state[LAST_DAY], NO_DAY).to_numpy()
         self.sources.append((ids - self.first_id, values, last))
 
-    def _scatter(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        block = _zeroed_block(len(self.names), self.size)
+    def _scatter(self, block: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         columns = dict(zip(self.names, block, strict=True))
         last_day = np.full(self.size, NO_DAY, np.int32)
         # Sources in the order added: days ascending, so later days overwrite last_day.
@@ -167,19 +190,20 @@ class _DenseState:
         all_columns=False (a chunk's partial state): users with any row, and only the
         columns that can be non-zero.
         """
-        columns, last_day = self._scatter()
-        population = active_column(self.spec.aggregation_window)
-        if all_columns:
-            keep = np.flatnonzero(columns[population] > 0)
-        else:
-            keep = np.flatnonzero(last_day != NO_DAY)
         schema = state_schema(self.spec)
         kept = {}
-        for name in schema.names[1:-1]:
-            if name in columns:
-                kept[name] = columns[name][keep]
-            elif all_columns:
-                kept[name] = np.zeros(keep.size, np.int32)
+        with _zeroed_block(len(self.names), self.size) as block:
+            columns, last_day = self._scatter(block)
+            population = active_column(self.spec.aggregation_window)
+            if all_columns:
+                keep = np.flatnonzero(columns[population] > 0)
+            else:
+                keep = np.flatnonzero(last_day != NO_DAY)
+            for name in schema.names[1:-1]:
+                if name in columns:
+                    kept[name] = columns[name][keep]
+                elif all_columns:
+                    kept[name] = np.zeros(keep.size, np.int32)
         names = ["user_id", *kept, LAST_DAY]
         return pa.table(
             {"user_id": keep + self.first_id, **kept, LAST_DAY: last_day[keep]},
@@ -238,6 +262,82 @@ def aggregate_chunk(partials: list[pa.Table], cutoff: dt.date, spec: FeatureSpec
     for day, partial in days:
         dense.add_day(partial["user_id"].to_numpy(), partial, cutoff_day - day, day)
     return dense.table(all_columns=False)
+
+
+# Days of one aggregate_events call: one bit each in a per-user bitmap of up to 64 bits.
+EVENT_DAYS_MAX = 64
+
+
+def _bitmap_dtype(days: int) -> type:
+    """The smallest unsigned integer with a bit for each of `days` days."""
+    return next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if days <= t(0).itemsize * 8)
+
+
+def aggregate_events(
+    days: list[tuple[dt.date, pa.Table]], cutoff: dt.date, spec: FeatureSpec
+) -> pa.Table:
+    """What aggregate_chunk gives for the daily partials of these days, from their events.
+
+    `days` holds each day with its events as `dataset.read_events` returns them. With
+    dense ids, each event is added once into a counter of its user, event type and age
+    range (the windows' ends cut the days into ranges that count towards the same
+    columns), and each day sets one bit of its users' activity bitmaps: the active days of
+    a window are the bits inside it, the last active day is the lowest bit. No per-day
+    sort or partial table is made. Sparse ids take the daily partials and aggregate_chunk.
+    """
+    cutoff_day = day_number(cutoff)
+    days = [(day, events) for day, events in days if events.num_rows]
+    if not days:
+        return state_schema(spec).empty_table()
+    if max(day for day, _ in days) > cutoff:
+        raise ValueError(f"a day after the cutoff {cutoff} reached the window aggregation")
+    first_id, last_id = _id_range([events for _, events in days])
+    rows = sum(events.num_rows for _, events in days)
+    ages = [cutoff_day - day_number(day) for day, _ in days]
+    youngest, oldest = min(ages), max(ages)
+    if not _dense_fits(first_id, last_id, rows) or oldest - youngest >= EVENT_DAYS_MAX:
+        partials = [daily_partial(events, day) for day, events in days]
+        return aggregate_chunk(partials, cutoff, spec)
+
+    edges = [w for w in spec.windows if youngest < w <= oldest]
+    ranges = len(edges) + 1  # age ranges: [youngest, edges[0]), ..., [edges[-1], oldest]
+    size = last_id - first_id + 1
+    bitmaps = np.zeros(size, _bitmap_dtype(oldest - youngest + 1))
+    ones = np.ones(max(events.num_rows for _, events in days), np.int32)
+    # One row of counters per event type and age range, one slot per user id.
+    with _zeroed_block(len(EVENT_TYPES) * ranges, size) as counters:
+        flat = counters.reshape(-1)
+        for age, (_, events) in zip(ages, days, strict=True):
+            slots = events["user_id"].to_numpy() - first_id
+            rows = events["event_code"].to_numpy().astype(np.int64) * ranges
+            rows += bisect_right(edges, age)
+            # ufunc.at with an array of the target's dtype takes numpy's fast path.
+            np.add.at(flat, rows * size + slots, ones[: slots.size])
+            # A user's repeated events write the same value: the bit of this day.
+            bitmaps[slots] |= bitmaps.dtype.type(1 << (age - youngest))
+        keep = np.flatnonzero(bitmaps)
+        kept = counters[:, keep].reshape(len(EVENT_TYPES), ranges, keep.size)
+    active = bitmaps[keep]
+    columns = {}
+    for column, event_type, window in spec.count_columns:
+        if window > youngest:
+            inside = kept[:, : bisect_left(edges, window) + 1]
+            if event_type != ALL_EVENTS:
+                inside = inside[EVENT_TYPES.index(event_type)]
+            columns[column] = inside.reshape(-1, keep.size).sum(axis=0, dtype=np.int32)
+    for window in spec.active_windows:
+        if window > youngest:
+            mask = active.dtype.type((1 << min(window - youngest, active.dtype.itemsize * 8)) - 1)
+            columns[active_column(window)] = np.bitwise_count(active & mask).astype(np.int32)
+    one = active.dtype.type(1)
+    youngest_bit = active & (~active + one)
+    last_day = cutoff_day - youngest - np.bitwise_count(youngest_bit - one).astype(np.int32)
+    schema = state_schema(spec)
+    names = ["user_id", *(name for name in schema.names[1:-1] if name in columns), LAST_DAY]
+    return pa.table(
+        {"user_id": keep + first_id, **columns, LAST_DAY: last_day},
+        schema=pa.schema([schema.field(name) for name in names]),
+    )
 
 
 def _complete(state: pa.Table, spec: FeatureSpec) -> pa.Table:
