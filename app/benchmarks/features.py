@@ -34,7 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The peers beside this script, and the scoring package of this script's own tree: an
+# editable install in the venv may belong to another checkout, and a benchmark of one
+# tree must not measure another's code.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 START = dt.date(2026, 1, 1)
 WINDOW = 90

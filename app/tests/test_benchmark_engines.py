@@ -8,6 +8,8 @@ that cannot see such a difference, which the last tests check.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -94,3 +96,23 @@ def test_comparison_sees_one_changed_value_and_ignores_row_order_and_int_width()
     )
     with pytest.raises(AssertionError, match="differs in 1 rows; first at user_id=2"):
         peers.compare_tables(_small_state(), pa.table({"user_id": [1, 2, 3], "n": [5, 8, 0]}), "x")
+
+
+def test_the_benchmark_measures_the_scoring_package_of_its_own_tree(tmp_path):
+    """A copy of the tree imports its own `scoring`, not the venv's editable install."""
+    app = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "app"
+    shutil.copytree(app / "benchmarks", copy / "benchmarks")
+    shutil.copytree(app / "scoring", copy / "scoring", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('features', sys.argv[1])\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "import scoring\n"
+        "print(scoring.__file__)\n"
+    )
+    script = copy / "benchmarks" / "features.py"
+    found = subprocess.run(
+        [sys.executable, "-c", probe, str(script)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert Path(found).resolve() == (copy / "scoring" / "__init__.py").resolve()
