@@ -69,9 +69,12 @@ def _day_start_us(day: dt.date) -> int:
 
 def _make_users(config: GeneratorConfig, rng: np.random.Generator) -> pa.Table:
     n = config.users
-    signup_offset = rng.integers(-720, config.days, size=n)
-    # Most users already exist at the start; the rest sign up during the period.
-    signup_offset = np.where(rng.random(n) < 0.85, np.minimum(signup_offset, 0), signup_offset)
+    draw = rng.integers(-720, config.days, size=n)
+    # Most users already exist at the start, signed up on any of the 720 days before it
+    # (their draw scaled onto those days: one day holding a lump of users would drift past
+    # a model's account ages within days); the rest sign up at any time.
+    before = (draw + 720) * 720 // (720 + config.days) - 720
+    signup_offset = np.where(rng.random(n) < 0.85, before, draw)
     start_day = (config.start - dt.date(1970, 1, 1)).days
     return pa.table(
         {
