@@ -34,10 +34,11 @@ from scoring.features.window import (
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
-# 6 tasks for a 90-day window. Measured on 2 threads (best of 2, load average 2 to 2.7):
-# 8 days a task (12 tasks) took 1.2 s at 10M events and 4.2 s at 49M; 15 days 1.0 s and
-# 3.2 s at the same peak RSS (1.5 GB at 49M), as there are half as many chunk states to
-# build and to combine; 45 days (2 tasks) was no faster at 10M and took 2.4 GB at 49M.
+# 6 tasks for a 90-day window. Measured on 2 threads from raw, when the tasks still went
+# through daily partials (best of 2, load average 2 to 2.7): 8 days a task (12 tasks) took
+# 1.2 s at 10M events and 4.2 s at 49M; 15 days 1.0 s and 3.2 s at the same peak RSS
+# (1.5 GB at 49M), as there are half as many chunk states to build and to combine; 45 days
+# (2 tasks) was no faster at 10M and took 2.4 GB at 49M.
 DAYS_PER_TASK = 15
 Mode = Literal["incremental", "partials", "raw"]
 
