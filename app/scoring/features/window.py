@@ -309,10 +309,10 @@ def aggregate_events(
         flat = counters.reshape(-1)
         for age, (_, events) in zip(ages, days, strict=True):
             slots = events["user_id"].to_numpy() - first_id
-            rows = events["event_code"].to_numpy().astype(np.int64) * ranges
-            rows += bisect_right(edges, age)
+            counter = events["event_code"].to_numpy().astype(np.int64) * ranges
+            counter += bisect_right(edges, age)
             # ufunc.at with an array of the target's dtype takes numpy's fast path.
-            np.add.at(flat, rows * size + slots, ones[: slots.size])
+            np.add.at(flat, counter * size + slots, ones[: slots.size])
             # A user's repeated events write the same value: the bit of this day.
             bitmaps[slots] |= bitmaps.dtype.type(1 << (age - youngest))
         keep = np.flatnonzero(bitmaps)
