@@ -1,10 +1,9 @@
-import datetime as dt
-
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scoring.data.schema import EVENT_TYPES
 from scoring.data.synthetic import GeneratorConfig, generate
+from scoring.features.daily import day_number
 from scoring.models import drift
 from scoring.settings import get_settings
 from scoring.smoke import environment
@@ -69,7 +68,7 @@ def test_account_ages_stay_below_the_drift_alert_between_a_model_and_its_scoring
     raw = _generate(tmp_path, GeneratorConfig(users=300, days=130, seed=0))
     signup = pq.read_table(sorted((raw / "users").glob("*.parquet"))[-1])["signup_date"]
     signup = signup.cast("int32").to_numpy()
-    start = (CONFIG.start - dt.date(1970, 1, 1)).days
+    start = day_number(CONFIG.start)
     worst = 0.0
     for train_end in range(start + 100, start + 107):
         training = np.concatenate(
