@@ -79,6 +79,10 @@ lock-docs:
 	  && { echo '# Documentation toolchain, every package pinned (regenerate with: make lock).'; \
 	       "$$tmp/bin/pip" freeze; } >requirements/docs.lock
 
+.PHONY: role-readmes
+role-readmes: venv ## Rewrite the generated reference of every roles/<role>/README.md from its specs
+	$(BIN)/python docs/_ext/role_reference.py --readmes roles
+
 .PHONY: docs
 docs: venv ## Build the documentation (docs/) into build/docs; any warning fails
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs

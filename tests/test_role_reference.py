@@ -117,3 +117,58 @@ def test_every_role_is_in_the_index():
     index = role_reference.render_index(role_reference.role_dirs(ROOT / "roles"))
     for role in ROLES:
         assert f"[`{role.name}`]({role.name}.md)" in index
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_role_has_a_readme_whose_reference_matches_its_specs(role):
+    readme = role / "README.md"
+    assert readme.exists(), f"{readme} is missing: run make role-readmes"
+    text = readme.read_text()
+    intro = text.split(role_reference.README_BEGIN, 1)[0]
+    assert intro.startswith(f"# {role.name}\n") and len(intro.split("\n\n")) > 1, (
+        f"{readme} needs a hand-written introduction above the generated reference"
+    )
+    assert text == role_reference.readme_with_block(role), (
+        f"the reference in {readme} is stale: run make role-readmes"
+    )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_readme_documents_every_option_of_every_entry_point(role):
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    expected = [name for entry in specs.values() for name in _option_names(entry.get("options"))]
+    assert _documented_names(role_reference.render_readme_block(role)) == expected
+
+
+def test_a_stale_readme_is_noticed_and_rewritten_below_its_introduction(tmp_path):
+    role = _fake_role(tmp_path, {"demo_a": {"type": "int", "description": "One."}})
+    readme = role / "README.md"
+    readme.write_text("# demo\n\nWhat the demo role is for.\n")
+    assert role_reference.write_readmes(tmp_path) == [readme]
+    assert readme.read_text() == role_reference.readme_with_block(role)
+    # The spec gains an option: the README no longer matches until it is rewritten.
+    spec_file = role / "meta" / "argument_specs.yml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["argument_specs"]["main"]["options"]["demo_b"] = {"type": "str", "description": "Two."}
+    spec_file.write_text(yaml.safe_dump(spec))
+    assert readme.read_text() != role_reference.readme_with_block(role)
+    role_reference.write_readmes(tmp_path)
+    text = readme.read_text()
+    assert text.startswith("# demo\n\nWhat the demo role is for.\n\n")
+    assert "### `demo_b`" in text
+    assert role_reference.write_readmes(tmp_path) == []
+
+
+def test_every_entry_point_of_a_role_gets_its_own_section(tmp_path):
+    role = _fake_role(tmp_path, {"demo_a": {"type": "int"}})
+    spec_file = role / "meta" / "argument_specs.yml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["argument_specs"]["restore"] = {
+        "short_description": "Restore.",
+        "options": {"demo_when": {"type": "str"}},
+    }
+    spec_file.write_text(yaml.safe_dump(spec))
+    block = role_reference.render_readme_block(role)
+    assert "### Entry point `main` (the role itself)" in block
+    assert "### Entry point `restore` (`tasks_from: restore.yml`)" in block
+    assert "#### `demo_when`" in block

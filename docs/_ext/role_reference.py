@@ -4,7 +4,12 @@ As a Sphinx extension it writes `roles/index.md` and `roles/<role>.md` into the
 documentation source before Sphinx reads it (the directory is not versioned), so the
 reference can never drift from the specs that `site.yml` validates its inputs against.
 
-    python docs/_ext/role_reference.py ROLES_DIR OUT_DIR    (the same, without Sphinx)
+It also keeps the reference part of every `roles/<role>/README.md` up to date: a README
+is a hand-written introduction followed by the block between README_BEGIN and README_END,
+rendered from the same specs (every entry point, `main` first).
+
+    python docs/_ext/role_reference.py ROLES_DIR OUT_DIR    (the pages, without Sphinx)
+    python docs/_ext/role_reference.py --readmes ROLES_DIR  (rewrite the READMEs' blocks)
 """
 
 from __future__ import annotations
@@ -112,6 +117,75 @@ def render_role(role_dir: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+README_BEGIN = (
+    "<!-- BEGIN generated from meta/argument_specs.yml by docs/_ext/role_reference.py:"
+    " edit the specs, then run make role-readmes -->"
+)
+README_END = "<!-- END generated -->"
+
+
+def _entry_points(role_dir: Path) -> dict[str, dict]:
+    specs = yaml.safe_load((role_dir / "meta" / "argument_specs.yml").read_text())
+    entries = specs["argument_specs"]
+    return {"main": entries["main"]} | {k: v for k, v in entries.items() if k != "main"}
+
+
+def render_readme_block(role_dir: Path) -> str:
+    """The generated part of a role's README: every entry point and its options."""
+    _, defaults = load_role(role_dir)
+    entries = _entry_points(role_dir)
+    lines = [
+        README_BEGIN,
+        "",
+        "## Reference",
+        "",
+        "Generated from `meta/argument_specs.yml`; `site.yml` checks its inputs against the "
+        "same specs. A default shown as a template is the value of `defaults/main.yml`, "
+        "resolved on the host.",
+        "",
+    ]
+    for name, spec in entries.items():
+        if len(entries) > 1:
+            how = "the role itself" if name == "main" else f"`tasks_from: {name}.yml`"
+            lines += [f"### Entry point `{name}` ({how})", ""]
+        lines += [ansible_markup(spec["short_description"]), ""]
+        for paragraph in _paragraphs(spec.get("description")):
+            lines += [paragraph, ""]
+        options = spec.get("options") or {}
+        if not options:
+            lines += ["No options.", ""]
+        level = 4 if len(entries) > 1 else 3
+        for option_name, option in options.items():
+            lines += _option_lines(option_name, option, defaults, level)
+    lines += [README_END]
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_block(role_dir: Path) -> str:
+    """The role's README with its generated block rendered anew. A README without the
+    markers gets the block appended; one without a file starts from the role's name."""
+    path = role_dir / "README.md"
+    text = path.read_text() if path.exists() else f"# {role_dir.name}\n"
+    block = render_readme_block(role_dir)
+    if README_BEGIN in text and README_END in text:
+        head, rest = text.split(README_BEGIN, 1)
+        tail = rest.split(README_END, 1)[1].lstrip("\n")
+        return head + block + (("\n" + tail) if tail else "")
+    return text.rstrip("\n") + "\n\n" + block
+
+
+def write_readmes(roles_dir: Path) -> list[Path]:
+    """Rewrite the generated block of every role's README; unchanged files stay untouched."""
+    changed = []
+    for role in role_dirs(roles_dir):
+        path = role / "README.md"
+        text = readme_with_block(role)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(path)
+    return changed
+
+
 def render_index(role_dirs: list[Path]) -> str:
     lines = [
         "# Role reference",
@@ -166,5 +240,9 @@ def setup(app: Any) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    for page in write_reference(Path(sys.argv[1]), Path(sys.argv[2])):
-        print(page)
+    if sys.argv[1] == "--readmes":
+        for readme in write_readmes(Path(sys.argv[2])):
+            print(f"rewrote {readme}")
+    else:
+        for page in write_reference(Path(sys.argv[1]), Path(sys.argv[2])):
+            print(page)
