@@ -170,5 +170,5 @@ def test_every_entry_point_of_a_role_gets_its_own_section(tmp_path):
     spec_file.write_text(yaml.safe_dump(spec))
     block = role_reference.render_readme_block(role)
     assert "### Entry point `main` (the role itself)" in block
-    assert "### Entry point `restore` (`tasks_from: restore.yml`)" in block
+    assert "### Entry point `restore` (`tasks_from: restore`)" in block
     assert "#### `demo_when`" in block

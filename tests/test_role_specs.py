@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROLES = sorted(path for path in (Path(__file__).parent.parent / "roles").iterdir() if path.is_dir())
+ROOT = Path(__file__).parent.parent
+ROLES = sorted(path for path in (ROOT / "roles").iterdir() if path.is_dir())
 
 
 def _load(path: Path) -> dict:
@@ -53,3 +55,30 @@ def test_spec_defaults_match_role_defaults(role):
         if "default" in option and name in defaults and option["default"] != defaults[name]
     }
     assert not mismatched, f"{role.name}: spec default != defaults/main.yml: {mismatched}"
+
+
+def _included_entry_points() -> list[tuple[str, str, str]]:
+    """(file, role, entry point) of every include_role/import_role with tasks_from."""
+    found = []
+    for path in sorted([*ROOT.glob("playbooks/*.yml"), *ROOT.glob("roles/*/tasks/*.yml")]):
+        for match in re.finditer(
+            r"name: ['\"]?([\w{} |'.]+?)['\"]?\n\s+tasks_from: (\S+)", path.read_text()
+        ):
+            found.append((str(path.relative_to(ROOT)), match[1], match[2]))
+    return found
+
+
+def test_entry_points_are_found():
+    assert ("playbooks/restore.yml", "backup", "restore") in _included_entry_points()
+
+
+@pytest.mark.parametrize(("where", "role", "entry"), _included_entry_points())
+def test_every_tasks_from_entry_point_has_its_argument_spec(where, role, entry):
+    """Ansible checks an included entry point's inputs only against the spec of the same
+    name, and only when tasks_from names it without the file's extension."""
+    roles = ["backup", "monitoring"] if role == "{{ preflight_checked_role }}" else [role]
+    for name in roles:
+        specs = yaml.safe_load((ROOT / "roles" / name / "meta" / "argument_specs.yml").read_text())
+        assert entry in specs["argument_specs"], (
+            f"{where} includes {name} with tasks_from: {entry}, which has no argument spec"
+        )

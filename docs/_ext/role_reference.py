@@ -146,7 +146,7 @@ def render_readme_block(role_dir: Path) -> str:
     ]
     for name, spec in entries.items():
         if len(entries) > 1:
-            how = "the role itself" if name == "main" else f"`tasks_from: {name}.yml`"
+            how = "the role itself" if name == "main" else f"`tasks_from: {name}`"
             lines += [f"### Entry point `{name}` ({how})", ""]
         lines += [ansible_markup(spec["short_description"]), ""]
         for paragraph in _paragraphs(spec.get("description")):
