@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import pytest
 import yaml
 from playbook_runner import ROOT, ansible_playbook
+from role_plugins import role_module
 
 sys.path.insert(0, str(ROOT / "molecule" / "shared" / "files"))
 import github_api
@@ -396,3 +397,41 @@ def test_a_system_account_in_the_team_group_is_never_a_leaver(tmp_path, api, hos
     code, output, result = run_role(tmp_path, api, {"users_team": [BOB_ADMIN]})
     assert code == 0, output
     assert result["absent"] == [], "a system account would be locked out"
+
+
+def test_a_list_of_exactly_max_pages_is_read_and_a_longer_one_refused(tmp_path, api, host, keys):
+    members = ["alice", "bob", "dave", "erin", "frank", "gina"]
+    api.set(org_state(keys, members, page_size=2))
+    (tmp_path / "three").mkdir()
+    (tmp_path / "two").mkdir()
+    code, output, result = run_role(tmp_path / "three", api, {"users_github_max_pages": 3})
+    assert code == 0, output
+    assert names(result["present"]) == members
+    code, output, result = run_role(tmp_path / "two", api, {"users_github_max_pages": 2})
+    assert code != 0 and result is None, output
+    assert "goes on beyond 2 pages (users_github_max_pages)" in output, output
+
+
+def test_a_next_page_outside_the_api_is_refused_before_the_token_goes_there():
+    github_members = role_module("users", "github_members")
+    params = {
+        "api_url": "https://api.example.org/",
+        "token": TOKEN,
+        "timeout": 1,
+        "max_pages": 5,
+        "retries": 0,
+        "retry_delay": 0,
+        "retry_max_delay": 0,
+    }
+    lister = github_members.Lister(params)
+    asked = []
+
+    def answer(url):
+        asked.append(url)
+        link = '<https://elsewhere.example.net/orgs/x/members?page=2>; rel="next"'
+        return 200, {"link": link}, [{"login": "alice"}], "OK"
+
+    lister.request = answer
+    with pytest.raises(github_members.ListingError, match="points its next page outside"):
+        lister.members("/orgs/x/members")
+    assert asked == ["https://api.example.org/orgs/x/members?per_page=100"]
