@@ -141,7 +141,7 @@ def available_raw_days(settings: Settings) -> list[dt.date]:
 
 def label_days(settings: Settings, date: dt.date) -> list[dt.date]:
     """Days whose conversions count for the label of `date`: [date, date + lead_window)."""
-    return list(days_between(date, date + dt.timedelta(days=settings.lead_window - 1)))
+    return list(days_between(*settings.label_window(date)))
 
 
 def read_labels(settings: Settings, date: dt.date) -> np.ndarray:
