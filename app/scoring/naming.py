@@ -16,6 +16,7 @@ shapes which name).
     data/processed/test/<YYYY-MM-DD>-<feature-hash>.parquet
     models/<model-type>-<param-desc>-<train-dates-hash>-<feature-hash>
     models/predictions/<model-id>-<YYYY-MM-DD>.parquet
+    models/drift-reference/<model-id>.parquet (out-of-sample scores: the score's reference)
 """
 
 from __future__ import annotations
@@ -127,3 +128,7 @@ def model_path(settings: Settings, model_identifier: str) -> Path:
 
 def predictions_path(settings: Settings, model_identifier: str, date: dt.date) -> Path:
     return settings.predictions_dir / f"{model_identifier}-{date.isoformat()}.parquet"
+
+
+def score_reference_path(settings: Settings, model_identifier: str) -> Path:
+    return settings.models_dir / "drift-reference" / f"{model_identifier}.parquet"
