@@ -132,3 +132,15 @@ def test_the_score_reference_is_out_of_sample(data_root):
     assert cli.main(["drift"]) in (0, cli.EXIT_DRIFT)
     again = pq.read_table(naming.score_reference_path(settings, model_id))["score"].to_numpy()
     np.testing.assert_allclose(again, kept)
+
+
+def test_the_score_drifts_on_its_distance_and_features_on_either_measure():
+    table = pd.DataFrame(
+        {
+            "column": ["score", "score", "feature", "feature"],
+            "psi": [5.0, 0.0, 5.0, 0.0],
+            "wasserstein": [0.1, 3.0, 0.1, 3.0],
+        }
+    )
+    over = drift.drifted(table, drift.DEFAULT_THRESHOLD, drift.DEFAULT_WASSERSTEIN)
+    assert over.tolist() == [False, True, True, True]

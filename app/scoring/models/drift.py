@@ -2,10 +2,11 @@
 reference, by two measures.
 
 PSI (population stability index) = sum over bins of (actual - expected) * ln(actual /
-expected). The bins follow the shape of the reference (`bins_of`): zero, and every value
-of a feature with at most DISCRETE_VALUES distinct values (counts over a short window,
-flags), get a bin of their own, and so does any value that holds a tenth of the reference;
-the other values are cut at their deciles; missing values are a bin of their own. PSI
+expected). The bins follow the shape of the reference (`bins_of`): zero gets a bin of its
+own; so, for whole-number features (counts, flags, days), does every value of a feature
+with at most DISCRETE_VALUES distinct values and any value that holds a tenth of the
+reference; the other values are cut at their deciles; missing values are a bin of their
+own. PSI
 sees mass moving between bins: a share of zeros that changes, a new value, a quantile
 shift, values going missing.
 
@@ -17,8 +18,12 @@ reference's mean absolute deviation from its median, so that it reads "values mo
 average, this many typical deviations" on any scale. A constant reference has no scale;
 there PSI alone decides.
 
-A column drifts when either is above its threshold: SCORING_DRIFT_PSI (0.25, the usual
-"significant shift") or SCORING_DRIFT_WASSERSTEIN (1.0). Then `scoring drift` exits with
+A feature drifts when either is above its threshold: SCORING_DRIFT_PSI (0.25, the usual
+"significant shift") or SCORING_DRIFT_WASSERSTEIN (1.0). The score drifts on the
+Wasserstein distance alone (its PSI is reported): its reference comes from another model,
+the probe below, and tree scores are tied at values of their own model, so bins cut at
+the probe's ties read the served model's ties as a shift, while the distance only sees how
+far the scores moved. Then `scoring drift` exits with
 EXIT_DRIFT, a status of its own that an alert can catch; the table is written to
 reports/drift-<date>.csv either way.
 
@@ -111,7 +116,11 @@ def bins_of(reference) -> Bins:
     values = _floats(reference)
     values = values[~np.isnan(values)]
     distinct, counts = np.unique(values, return_counts=True)
-    if distinct.size <= DISCRETE_VALUES:
+    if not np.array_equal(distinct, np.round(distinct)):
+        # Continuous values (the score): equal values are no category, and another model's
+        # scores never hit the reference's exactly.
+        points = np.array([0.0])
+    elif distinct.size <= DISCRETE_VALUES:
         points = distinct
     else:
         heavy = distinct[counts >= values.size / BINS]
@@ -147,12 +156,16 @@ def wasserstein(expected, actual) -> float:
     return float(wasserstein_distance(expected, actual) / scale)
 
 
+SCORE = "score"
+
+
 def drifted(table: pd.DataFrame, psi_limit: float, wasserstein_limit: float) -> pd.Series:
-    """Which rows of a drift table drift: either measure above its threshold."""
-    over = table["psi"] > psi_limit
-    if "wasserstein" in table:
-        over |= table["wasserstein"] > wasserstein_limit
-    return over
+    """Which rows of a drift table drift: a feature with either measure above its
+    threshold, the score with its Wasserstein distance above it (see above)."""
+    if "wasserstein" not in table:  # a record from before the second measure
+        return table["psi"] > psi_limit
+    over = (table["psi"] > psi_limit) & (table["column"] != SCORE)
+    return over | (table["wasserstein"] > wasserstein_limit)
 
 
 def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -242,13 +255,13 @@ def drift_of_date(
     reference = pq.read_table(train_file).to_pandas()
     current = pq.read_table(test_file).to_pandas()
     reference_scores = pd.DataFrame(
-        {"score": score_reference(settings, spec, model_id, record, reference)}
+        {SCORE: score_reference(settings, spec, model_id, record, reference)}
     )
-    current["score"] = model.predict_proba(current)
+    current[SCORE] = model.predict_proba(current)
     table = pd.concat(
         [
             drift_table(reference, current, spec.names),
-            drift_table(reference_scores, current, ["score"]),
+            drift_table(reference_scores, current, [SCORE]),
         ],
         ignore_index=True,
     ).sort_values("psi", ascending=False, ignore_index=True)
