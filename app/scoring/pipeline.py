@@ -29,7 +29,8 @@ def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
 
 
 def train_set_hash(settings: Settings, dates: list[dt.date]) -> str:
-    return naming.train_hash(dates, naming.label_hash(settings.lead_window))
+    labels = naming.label_hash(settings.lead_window)
+    return naming.train_hash(dates, labels, naming.training_skips(settings, dates))
 
 
 def train_set_path(settings: Settings, spec: FeatureSpec, dates: list[dt.date]) -> Path:
