@@ -181,6 +181,15 @@ def train_set_path(
     return settings.train_dir / name
 
 
+def train_set_of_model(
+    settings: Settings, model_identifier: str, first: dt.date, last: dt.date
+) -> Path:
+    """The training set a model was trained on: its train hash is in the model id, so the
+    name does not depend on the gaps that stand now."""
+    *_, digest, feature_hash = model_identifier.split("-")
+    return settings.train_dir / f"{first}-{last}-{digest}-{feature_hash}.parquet"
+
+
 def test_set_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
     suffix = skip_suffix(settings, feature_inputs(settings, date))
     return settings.test_dir / f"{date.isoformat()}-{feature_hash}{suffix}.parquet"

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.stats import wasserstein_distance
 
-from scoring import atomic, naming, pipeline
+from scoring import atomic, naming
 from scoring.errors import ConfigError, MissingInputError
 from scoring.features.spec import FeatureSpec
 from scoring.models import registry, train_model
@@ -207,7 +207,10 @@ def _probe_scores(
     probe = train_model.train(
         earlier, record["model_type"], spec.names, spec.hash, labels=record["labels"]["hash"]
     )
-    holdout = pq.read_table(naming.test_set_path(settings, holdout_day, spec.hash)).to_pandas()
+    path = naming.test_set_path(settings, holdout_day, spec.hash)
+    if not path.exists():
+        raise MissingInputError(f"{path} is needed for the score reference of {record['model_id']}")
+    holdout = pq.read_table(path).to_pandas()
     return probe.predict_proba(holdout)
 
 
@@ -245,8 +248,7 @@ def drift_of_date(
         dt.date.fromisoformat(record["train_start"]),
         dt.date.fromisoformat(record["train_end"]),
     )
-    dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    train_file = pipeline.train_set_path(settings, spec, dates)
+    train_file = naming.train_set_of_model(settings, model_id, start, end)
     test_file = naming.test_set_path(settings, date, spec.hash)
     for path in (train_file, test_file):
         if not path.exists():
