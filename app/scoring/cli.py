@@ -133,7 +133,8 @@ def _drift_status(date: dt.date, model_type: str) -> int:
     if columns:
         print(
             f"error: drift on {date} against the training data of {record['model_id'].iloc[0]}: "
-            f"{', '.join(columns)} above PSI {limit} (scores are published; "
+            f"{', '.join(columns)} above PSI {limit} or Wasserstein "
+            f"{drift.wasserstein_threshold()} (scores are published; "
             f"see {report.drift_record_path(settings, date, line)})",
             file=sys.stderr,
         )
@@ -194,14 +195,18 @@ def cmd_drift(args: argparse.Namespace) -> int:
         from scoring import report  # noqa: PLC0415
 
         report.record_drift(settings, date, model_id, table)
-    limit = drift.threshold()
-    drifted = table[table["psi"] > limit]
-    for row in table.itertuples():
-        print(f"{row.column:24} PSI {row.psi:.4f}{'  DRIFT' if row.psi > limit else ''}")
+    limit, distance = drift.threshold(), drift.wasserstein_threshold()
+    over = drift.drifted(table, limit, distance)
+    drifted = table[over]
+    for row, flag in zip(table.itertuples(), over, strict=True):
+        print(
+            f"{row.column:24} PSI {row.psi:.4f}  Wasserstein {row.wasserstein:.4f}"
+            f"{'  DRIFT' if flag else ''}"
+        )
     if len(drifted):
         print(
             f"error: drift on {date} against the training data of {model_id}: "
-            f"{', '.join(drifted['column'])} above PSI {limit}",
+            f"{', '.join(drifted['column'])} above PSI {limit} or Wasserstein {distance}",
             file=sys.stderr,
         )
         return EXIT_DRIFT

@@ -11,11 +11,17 @@ shapes which name).
     data/raw/users/<YYYY-MM-DD>.parquet       (user attributes as of that day)
     data/interim/daily/<YYYY-MM-DD>.parquet
     data/interim/daily/raw-fingerprints.json  (a cache: raw files' fingerprints by stat key)
-    data/interim/window/<YYYY-MM-DD>-<feature-hash>.arrow
+    data/interim/window/<YYYY-MM-DD>-<feature-hash>[-skip<hash>].arrow
+    data/interim/gaps/[<input>-]<YYYY-MM-DD>.json   (raw days skipped, with the check)
+    data/interim/checked/<input>/<YYYY-MM-DD>.json  (fingerprints of labels and snapshots used)
     data/processed/train/<min-date>-<max-date>-<dates-hash>-<feature-hash>.parquet
-    data/processed/test/<YYYY-MM-DD>-<feature-hash>.parquet
+    data/processed/test/<YYYY-MM-DD>-<feature-hash>[-skip<hash>].parquet
     models/<model-type>-<param-desc>-<train-dates-hash>-<feature-hash>
-    models/predictions/<model-id>-<YYYY-MM-DD>.parquet
+    models/predictions/<model-id>-<YYYY-MM-DD>[-skip<hash>].parquet
+
+`-skip<hash>` appears only when raw days among the inputs were skipped (the hash covers
+which); the train hash covers them too.
+    models/drift-reference/<model-id>.parquet (out-of-sample scores: the score's reference)
 """
 
 from __future__ import annotations
@@ -54,9 +60,65 @@ def label_hash(lead_window: int) -> str:
     return short_hash({"rule": LABEL_RULES, "lead_window": lead_window})
 
 
-def train_hash(dates: Iterable[dt.date], labels: str) -> str:
-    """Hash of a training set's rows: its dates and the label definition they carry."""
-    return short_hash({"dates": sorted({d.isoformat() for d in dates}), "labels": labels})
+def train_hash(
+    dates: Iterable[dt.date], labels: str, skipped: Iterable[tuple[str, str]] = ()
+) -> str:
+    """Hash of a training set's rows: its dates, the label definition they carry and the
+    raw days its features and labels were built without (`training_skips`)."""
+    payload = {"dates": sorted({d.isoformat() for d in dates}), "labels": labels}
+    skipped = sorted(skipped)
+    if skipped:  # a clean build keeps the name it always had
+        payload["skipped"] = skipped
+    return short_hash(payload)
+
+
+# --- skipped raw days -------------------------------------------------------------------
+#
+# A raw day left out under the skip policy changes what is built from it, so it is part of
+# the names: every output gets a suffix that covers the gaps among its inputs, and an
+# output without gaps keeps its plain name. Gaps count while they stand (checks.skipped):
+# back under `fail`, or once the day has arrived, the names are the clean ones again and
+# the outputs are built anew from the checked day.
+
+Inputs = set[tuple[str, dt.date]]
+
+
+def _standing(settings: Settings) -> Inputs:
+    from scoring.data import checks  # noqa: PLC0415  (the checks name files through here)
+
+    return checks.skipped(settings)
+
+
+def feature_inputs(settings: Settings, date: dt.date, users: bool = True) -> Inputs:
+    """The raw days the features of `date` are built from: the events of its window and,
+    with `users`, the user snapshot of its cutoff."""
+    cutoff = settings.feature_cutoff(date)
+    days = {("events", cutoff - dt.timedelta(days=i)) for i in range(settings.aggregation_window)}
+    return days | {("users", cutoff)} if users else days
+
+
+def label_inputs(settings: Settings, date: dt.date) -> Inputs:
+    first, last = settings.label_window(date)
+    return {("conversions", first + dt.timedelta(days=i)) for i in range((last - first).days + 1)}
+
+
+def skips_among(settings: Settings, inputs: Inputs) -> list[tuple[str, str]]:
+    standing = _standing(settings)
+    return sorted((kind, day.isoformat()) for kind, day in standing & inputs)
+
+
+def skip_suffix(settings: Settings, inputs: Inputs) -> str:
+    """`-skip<hash of the gaps>` when some of `inputs` were skipped, else nothing."""
+    skipped = skips_among(settings, inputs)
+    return f"-skip{short_hash(skipped)}" if skipped else ""
+
+
+def training_skips(settings: Settings, dates: Iterable[dt.date]) -> list[tuple[str, str]]:
+    """The gaps among the features and labels of a training set's dates."""
+    inputs: Inputs = set()
+    for date in set(dates):
+        inputs |= feature_inputs(settings, date) | label_inputs(settings, date)
+    return skips_among(settings, inputs)
 
 
 def param_description(params: Mapping[str, object]) -> str:
@@ -92,7 +154,8 @@ def raw_fingerprints_path(settings: Settings) -> Path:
 def window_state_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
     # Arrow IPC, not parquet: read back in full every day, and (de)serialising it is
     # close to a memory copy.
-    return settings.window_state_dir / f"{date.isoformat()}-{feature_hash}.arrow"
+    suffix = skip_suffix(settings, feature_inputs(settings, date, users=False))
+    return settings.window_state_dir / f"{date.isoformat()}-{feature_hash}{suffix}.arrow"
 
 
 def raw_events_path(settings: Settings, day: dt.date) -> Path:
@@ -113,12 +176,23 @@ def train_set_path(
     unique = sorted(set(dates))
     if not unique:
         raise ValueError("a training set needs at least one date")
-    name = f"{unique[0]}-{unique[-1]}-{train_hash(unique, labels)}-{feature_hash}.parquet"
+    digest = train_hash(unique, labels, training_skips(settings, unique))
+    name = f"{unique[0]}-{unique[-1]}-{digest}-{feature_hash}.parquet"
     return settings.train_dir / name
 
 
+def train_set_of_model(
+    settings: Settings, model_identifier: str, first: dt.date, last: dt.date
+) -> Path:
+    """The training set a model was trained on: its train hash is in the model id, so the
+    name does not depend on the gaps that stand now."""
+    *_, digest, feature_hash = model_identifier.split("-")
+    return settings.train_dir / f"{first}-{last}-{digest}-{feature_hash}.parquet"
+
+
 def test_set_path(settings: Settings, date: dt.date, feature_hash: str) -> Path:
-    return settings.test_dir / f"{date.isoformat()}-{feature_hash}.parquet"
+    suffix = skip_suffix(settings, feature_inputs(settings, date))
+    return settings.test_dir / f"{date.isoformat()}-{feature_hash}{suffix}.parquet"
 
 
 def model_path(settings: Settings, model_identifier: str) -> Path:
@@ -126,4 +200,19 @@ def model_path(settings: Settings, model_identifier: str) -> Path:
 
 
 def predictions_path(settings: Settings, model_identifier: str, date: dt.date) -> Path:
-    return settings.predictions_dir / f"{model_identifier}-{date.isoformat()}.parquet"
+    suffix = skip_suffix(settings, feature_inputs(settings, date))
+    return settings.predictions_dir / f"{model_identifier}-{date.isoformat()}{suffix}.parquet"
+
+
+def predictions_pattern(model_type: str, feature_hash: str, date: dt.date) -> str:
+    """Glob of the prediction files of `date` by models of a type and feature list."""
+    return f"{model_type}-*-{feature_hash}-{date.isoformat()}*.parquet"
+
+
+def model_of_predictions(prediction: Path, date: dt.date) -> str:
+    """The model id in the name of a prediction file of `date`."""
+    return prediction.stem.split(f"-{date.isoformat()}", 1)[0]
+
+
+def score_reference_path(settings: Settings, model_identifier: str) -> Path:
+    return settings.models_dir / "drift-reference" / f"{model_identifier}.parquet"

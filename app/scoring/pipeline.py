@@ -29,7 +29,8 @@ def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
 
 
 def train_set_hash(settings: Settings, dates: list[dt.date]) -> str:
-    return naming.train_hash(dates, naming.label_hash(settings.lead_window))
+    labels = naming.label_hash(settings.lead_window)
+    return naming.train_hash(dates, labels, naming.training_skips(settings, dates))
 
 
 def train_set_path(settings: Settings, spec: FeatureSpec, dates: list[dt.date]) -> Path:
@@ -101,6 +102,8 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     the dates before it scores it, and so does the current model (trained on earlier dates,
     so the date is new to both). The model saved is trained on all dates.
     """
+    from scoring.models import drift  # noqa: PLC0415  (drift reads this module's paths)
+
     dates = train_dates(settings, train_end)
     train_set = pq.read_table(train_set_path(settings, spec, dates)).to_pandas()
     labels = naming.label_hash(settings.lead_window)
@@ -116,7 +119,9 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     champion_metrics = None
     if len(dates) > 1:
         probe = train_model.train(earlier, model_type, spec.names, spec.hash, labels=labels)
-        metrics = evaluate(holdout["target"], probe.predict_proba(holdout)).as_dict()
+        holdout_scores = probe.predict_proba(holdout)
+        metrics = evaluate(holdout["target"], holdout_scores).as_dict()
+        drift.write_score_reference(settings, identifier, holdout_scores)
         champion = registry.current_model(settings, line)
         if champion and champion != identifier and naming.model_path(settings, champion).exists():
             current = train_model.load_model(naming.model_path(settings, champion))

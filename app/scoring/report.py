@@ -30,7 +30,15 @@ from scoring.models import drift, live, registry, train_model
 from scoring.settings import Settings
 from scoring.visualization import visualize
 
-DRIFT_COLUMNS = ["date", "model_id", "column", "psi", "threshold"]
+DRIFT_COLUMNS = [
+    "date",
+    "model_id",
+    "column",
+    "psi",
+    "threshold",
+    "wasserstein",
+    "wasserstein_threshold",
+]
 # Published scores of this many of the latest evaluated dates make the calibration curve.
 CALIBRATION_DATES = 7
 
@@ -52,12 +60,19 @@ def drift_history_path(settings: Settings) -> Path:
 
 def record_drift(settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame) -> Path:
     """Write the drift record of `date` and rebuild the history; returns the record."""
-    record = table.assign(date=date.isoformat(), model_id=model_id, threshold=drift.threshold())
+    record = table.assign(
+        date=date.isoformat(),
+        model_id=model_id,
+        threshold=drift.threshold(),
+        wasserstein_threshold=drift.wasserstein_threshold(),
+    )
     target = drift_record_path(settings, date, registry.line_of_model(settings, model_id))
     atomic.write_text(record[DRIFT_COLUMNS].to_csv(index=False), target)
     frames = [pd.read_csv(path) for path in sorted(drift_dir(settings).glob("*.csv"))]
-    history = pd.concat(frames, ignore_index=True).sort_values(
-        ["date", "psi"], ascending=[True, False]
+    history = (
+        pd.concat(frames, ignore_index=True)
+        .reindex(columns=DRIFT_COLUMNS)
+        .sort_values(["date", "psi"], ascending=[True, False])
     )
     atomic.write_text(history[DRIFT_COLUMNS].to_csv(index=False), drift_history_path(settings))
     return target
@@ -69,8 +84,10 @@ def read_drift_record(settings: Settings, date: dt.date, line: str) -> pd.DataFr
 
 
 def drifted(record: pd.DataFrame, threshold: float) -> list[str]:
-    """The columns of a drift record above `threshold`, highest PSI first."""
-    above = record[record["psi"] > threshold].sort_values("psi", ascending=False)
+    """The columns of a drift record above `threshold` (PSI) or the Wasserstein threshold,
+    highest PSI first."""
+    over = drift.drifted(record, threshold, drift.wasserstein_threshold())
+    above = record[over].sort_values("psi", ascending=False)
     return above["column"].tolist()
 
 
@@ -193,9 +210,10 @@ def _section_drift(settings: Settings, date: dt.date, line: str) -> list[str]:
     limit = drift.threshold()
     above = drifted(record, limit)
     verdict = (
-        f"Drift above PSI {limit}: {', '.join(above)}."
+        f"Drift above PSI {limit} or Wasserstein {drift.wasserstein_threshold()}: "
+        f"{', '.join(above)}."
         if above
-        else f"No feature above PSI {limit}."
+        else f"No feature above PSI {limit} or Wasserstein {drift.wasserstein_threshold()}."
     )
     return [
         *parts,

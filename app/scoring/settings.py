@@ -88,6 +88,9 @@ class Settings:
     volume_max_ratio: float = 3.0
     volume_trailing_days: int = 14
 
+    def __post_init__(self):
+        check_windows(self)
+
     # --- dates -------------------------------------------------------------
     @property
     def today(self) -> dt.date:
@@ -96,6 +99,10 @@ class Settings:
     def feature_cutoff(self, date: dt.date) -> dt.date:
         """Last raw day whose events may be used to score `date`."""
         return date - dt.timedelta(days=self.data_delay)
+
+    def label_window(self, date: dt.date) -> tuple[dt.date, dt.date]:
+        """First and last day whose conversions count for the label of `date`."""
+        return date, date + dt.timedelta(days=self.lead_window - 1)
 
     def latest_labelled_date(self, as_of: dt.date) -> dt.date:
         """Latest scoring date whose whole label window has arrived by `as_of`.
@@ -191,6 +198,26 @@ class Settings:
     def ensure_dirs(self) -> None:
         for directory in self.all_dirs():
             directory.mkdir(parents=True, exist_ok=True)
+
+
+def check_windows(settings: Settings) -> None:
+    """Refuse settings under which a date's features could see its own label window.
+
+    The feature window ends on the cutoff; every label day must come after it, or the
+    conversions of a day would be predicted from the same day's events.
+    """
+    date = dt.date(2000, 1, 1)  # the windows move with the date: any date shows the overlap
+    cutoff = settings.feature_cutoff(date)
+    first_label, last_label = settings.label_window(date)
+    if first_label <= cutoff:
+        raise ConfigError(
+            f"SCORING_DATA_DELAY={settings.data_delay} with "
+            f"SCORING_LEAD_WINDOW={settings.lead_window}: the features of a date d use the "
+            f"events up to d - {settings.data_delay}, and its label window is d to "
+            f"d + {settings.lead_window - 1}, so they share "
+            f"{(min(cutoff, last_label) - first_label).days + 1} day(s); the label window "
+            "must start after the feature cutoff (a data delay of at least 1)"
+        )
 
 
 def get_settings() -> Settings:

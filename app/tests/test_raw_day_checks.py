@@ -117,8 +117,10 @@ def test_skip_policy_records_the_gap_and_goes_on(data_root, monkeypatch):
         (DAY.isoformat(), "volume")
     ]
     # The skipped day counts as a day without activity.
-    assert pq.read_table(naming.daily_partial_path(settings, DAY)).num_rows == 0
-    assert list(settings.predictions_dir.glob(f"*-{DATE}.parquet"))
+    assert build.read_partial(settings, DAY).num_rows == 0
+    # Scores built without the day say so in their name.
+    assert list(settings.predictions_dir.glob(f"*-{DATE}-skip*.parquet"))
+    assert not list(settings.predictions_dir.glob(f"*-{DATE}.parquet"))
 
 
 def test_wait_policy_picks_up_a_day_that_arrives(data_root, monkeypatch):
@@ -197,3 +199,67 @@ def test_schema_errors_are_still_raw_data_errors(data_root):
     naming.raw_events_path(settings, DAY).write_bytes(b"not parquet")
     with pytest.raises(RawDataError, match="cannot be read as parquet"):
         build.ensure_daily_partials(settings, [DAY], progress=False)
+
+
+def _predict_date():
+    return cli.main(["predict", "--local-scheduler", "--date", DATE.isoformat()])
+
+
+def _clean_features(settings):
+    from scoring.features.spec import load_spec  # noqa: PLC0415
+
+    return build.build_features(settings, load_spec(settings), DATE, "raw", progress=False)
+
+
+def test_skip_then_fail_checks_the_day_again(data_root, monkeypatch, capsys):
+    raw = naming.raw_events_path(get_settings(), DAY)
+    delivery = raw.read_bytes()
+    monkeypatch.setenv("SCORING_RAW_DAY_POLICY", "skip")
+    settings = get_settings()
+    _truncated(settings)
+    assert _predict_date() == 0
+    (skipped_test_set,) = settings.test_dir.glob(f"{DATE}-*")
+    assert "-skip" in skipped_test_set.name
+    capsys.readouterr()
+
+    # Back to fail: the skipped day is no gap any more; it is checked again and fails.
+    monkeypatch.setenv("SCORING_RAW_DAY_POLICY", "fail")
+    settings = get_settings()
+    assert naming.test_set_path(settings, DATE, skipped_test_set.stem.split("-")[3]).name != (
+        skipped_test_set.name
+    )
+    assert _predict_date() != 0
+    assert f"raw day {DAY} failed the 'volume' check" in capsys.readouterr().err
+
+    # Delivered again in full: the day is built, and so is everything downstream, under
+    # the names of a clean build.
+    raw.write_bytes(delivery)
+    assert _predict_date() == 0
+    assert pq.read_table(naming.daily_partial_path(settings, DAY)).num_rows > 0
+    clean = [p for p in settings.test_dir.glob(f"{DATE}-*") if "-skip" not in p.name]
+    assert len(clean) == 1
+    assert pq.read_table(clean[0]).equals(_clean_features(settings))
+    assert [p for p in settings.predictions_dir.glob(f"*-{DATE}.parquet")]
+
+
+def test_a_day_that_arrives_after_a_skip_is_used_by_the_next_run(data_root, monkeypatch, capsys):
+    monkeypatch.setenv("SCORING_RAW_DAY_POLICY", "skip")
+    settings = get_settings()
+    raw = naming.raw_events_path(settings, DAY)
+    delivery = raw.read_bytes()
+    raw.unlink()
+    assert _predict_date() == 0
+    assert [(g["day"], g["check"]) for g in checks.recorded_gaps(settings)] == [
+        (DAY.isoformat(), "missing")
+    ]
+    capsys.readouterr()
+
+    raw.write_bytes(delivery)  # the late delivery
+    assert _predict_date() == 0, capsys.readouterr().err
+    assert checks.recorded_gaps(settings) == []
+    assert checks.recorded_fingerprint(naming.daily_partial_path(settings, DAY)) == (
+        checks.fingerprint(raw)
+    )
+    (test_set,) = [p for p in settings.test_dir.glob(f"{DATE}-*") if "-skip" not in p.name]
+    assert pq.read_table(test_set).equals(_clean_features(settings))
+    assert list(settings.predictions_dir.glob(f"*-{DATE}.parquet"))

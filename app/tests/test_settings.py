@@ -1,8 +1,10 @@
 import datetime as dt
 
 import pytest
+from scoring.data import dataset
 from scoring.errors import ConfigError
-from scoring.settings import get_settings
+from scoring.features import build
+from scoring.settings import Settings, get_settings
 
 
 def test_defaults_match_the_scoring_domain(monkeypatch, tmp_path):
@@ -53,3 +55,33 @@ def test_model_for_a_date_never_sees_its_future_labels(monkeypatch):
         last_label_day = train_end + dt.timedelta(days=settings.lead_window - 1)
         assert last_label_day <= settings.feature_cutoff(date)
         assert (settings.latest_labelled_date(date) - train_end).days < 7
+
+
+# Lead windows in use: the default, the tests' alternative and a week.
+LEAD_WINDOWS = (1, 2, 3, 7)
+
+
+@pytest.mark.parametrize("lead", LEAD_WINDOWS)
+@pytest.mark.parametrize("delay", [0, 1, 2, 3])
+def test_features_never_see_the_label_window(monkeypatch, tmp_path, delay, lead):
+    monkeypatch.setenv("SCORING_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("SCORING_DATA_DELAY", str(delay))
+    monkeypatch.setenv("SCORING_LEAD_WINDOW", str(lead))
+    date = dt.date(2026, 3, 10)
+    if delay == 0:
+        # The cutoff would be the scoring date itself, the first day of its label window.
+        with pytest.raises(ConfigError, match="SCORING_DATA_DELAY=0") as caught:
+            get_settings()
+        assert f"SCORING_LEAD_WINDOW={lead}" in str(caught.value)
+        return
+    settings = get_settings()
+    feature_days = set(build.window_days(settings, date))
+    label_days = set(dataset.label_days(settings, date))
+    assert len(label_days) == lead
+    assert not feature_days & label_days
+    assert max(feature_days) == settings.feature_cutoff(date) < min(label_days)
+
+
+def test_a_label_window_that_starts_on_the_cutoff_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="label window"):
+        Settings(data_root=tmp_path, data_delay=0)

@@ -14,9 +14,22 @@ which check:
   `schema`);
 - changed: the file's content differs from the content an existing partial was built from.
 
+Conversion files (the labels) and user snapshots are checked the same way
+(`checked_conversions`, `checked_users`): missing, late, schema, volume, changed, and for a
+snapshot missing_users (users of the snapshot before that are gone). Their fingerprint is
+kept when they first pass, under data/interim/checked/<input>/<day>.json, so a file that
+changes afterwards fails the `changed` check as an event day does.
+
 `SCORING_RAW_DAY_POLICY` decides what a failed check leads to: `fail` stops the step, `wait`
 polls for a missing or late day for up to `SCORING_RAW_WAIT_SECONDS` and then fails, `skip`
-treats the day as one without any activity and records the gap under data/interim/gaps/.
+leaves the day out and records the gap under data/interim/gaps/ with the raw file's
+fingerprint then (an event day counts as one without any activity; a date whose labels
+were skipped is not used for training or evaluation; features take the latest earlier user
+snapshot that passes). A gap stands only while the policy is `skip` and the raw file is the
+one it was recorded for: under `fail` the day is checked again, and a day that arrives (or
+is delivered again) after it was skipped is checked and used by the next run. The days
+skipped shape the names of everything built from them (naming.skip_suffix), so a build
+with a gap never shares a name with a clean one.
 A changed file always fails: its old content must not be mixed with the new.
 """
 
@@ -35,9 +48,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.stats import poisson
 
 from scoring import atomic, naming
-from scoring.data import dataset
+from scoring.data import dataset, schema
 from scoring.errors import RawDataError
 from scoring.features.daily import ALL_COLUMN as ALL_EVENTS
 from scoring.features.daily import daily_partial
@@ -53,24 +67,57 @@ CHECKS = (
     "unknown_users",
     "impossible_values",
     "changed",
+    "schema",
+    "missing_users",
 )
 ABSENT = "absent"
+# The raw inputs, each one file a day.
+INPUTS = ("events", "conversions", "users")
 # Volume is only judged against at least this many earlier delivered days.
 MIN_HISTORY_DAYS = 3
+# A count outside the volume ratios fails only when a Poisson count with the median as its
+# mean falls that far less often than this: a day of 1 conversion against a median of 2 is
+# chance, a day of 0 against 40 is a broken export.
+VOLUME_CHANCE = 1e-3
+# Accounts are deleted one by one; a snapshot without more than this share of the users of
+# the snapshot before it is an incomplete export.
+MISSING_USERS_SHARE = 0.01
 
 
 class RawDayError(RawDataError):
-    """A raw day failed one of the checks; `day` and `check` say which."""
+    """A raw day failed one of the checks; `day`, `check` and `kind` (the input) say which."""
 
-    def __init__(self, day: dt.date, check: str, detail: str):
+    def __init__(self, day: dt.date, check: str, detail: str, kind: str = "events"):
         self.day = day
         self.check = check
         self.detail = detail
-        super().__init__(f"raw day {day.isoformat()} failed the '{check}' check: {detail}")
+        self.kind = kind
+        what = "raw day" if kind == "events" else f"raw {kind} of"
+        super().__init__(f"{what} {day.isoformat()} failed the '{check}' check: {detail}")
 
     def __reduce__(self):
         # Dask hands exceptions between threads and processes by pickling them.
-        return (type(self), (self.day, self.check, self.detail))
+        return (type(self), (self.day, self.check, self.detail, self.kind))
+
+
+class LabelsSkipped(RawDataError):
+    """Under the skip policy: a date whose label window holds a skipped conversions day."""
+
+    def __init__(self, date: dt.date, cause: str):
+        self.date = date
+        self.cause = cause
+        super().__init__(f"labels of {date.isoformat()} are not used: {cause}")
+
+    def __reduce__(self):
+        return (type(self), (self.date, self.cause))
+
+
+def raw_path(settings: Settings, kind: str, day: dt.date) -> Path:
+    if kind == "events":
+        return naming.raw_events_path(settings, day)
+    if kind == "conversions":
+        return naming.raw_conversions_path(settings, day)
+    return naming.raw_users_path(settings, day)
 
 
 # --- fingerprints ---------------------------------------------------------------------
@@ -331,13 +378,29 @@ def check_not_changed(
 # --- gaps -----------------------------------------------------------------------------
 
 
-def gap_path(settings: Settings, day: dt.date) -> Path:
-    return settings.interim_dir / "gaps" / f"{day.isoformat()}.json"
+def gap_path(settings: Settings, day: dt.date, kind: str = "events") -> Path:
+    prefix = "" if kind == "events" else f"{kind}-"
+    return settings.interim_dir / "gaps" / f"{prefix}{day.isoformat()}.json"
 
 
 def record_gap(settings: Settings, error: RawDayError) -> None:
-    record = {"day": error.day.isoformat(), "check": error.check, "message": str(error)}
-    atomic.write_text(json.dumps(record, indent=2) + "\n", gap_path(settings, error.day))
+    """Record a skipped day with the fingerprint of its raw file as it is now."""
+    path = raw_path(settings, error.kind, error.day)
+    record = {
+        "input": error.kind,
+        "day": error.day.isoformat(),
+        "check": error.check,
+        "message": str(error),
+        "file": str(path),
+        "fingerprint": fingerprint(path),
+    }
+    atomic.write_text(
+        json.dumps(record, indent=2) + "\n", gap_path(settings, error.day, error.kind)
+    )
+
+
+def clear_gap(settings: Settings, day: dt.date, kind: str = "events") -> None:
+    gap_path(settings, day, kind).unlink(missing_ok=True)
 
 
 def recorded_gaps(settings: Settings) -> list[dict]:
@@ -345,27 +408,75 @@ def recorded_gaps(settings: Settings) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
 
 
+def skipped(settings: Settings) -> set[tuple[str, dt.date]]:
+    """The (input, day) gaps that stand: the policy is skip and the raw file is the one the
+    gap was recorded for (a day that arrived or was delivered again is checked anew)."""
+    if settings.raw_day_policy != "skip":
+        return set()
+    standing = set()
+    for path in sorted((settings.interim_dir / "gaps").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            kind, day = record.get("input", "events"), dt.date.fromisoformat(record["day"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged record stands for nothing: the day is checked again
+        if kind in INPUTS and record.get("fingerprint") == fingerprint(
+            raw_path(settings, kind, day)
+        ):
+            standing.add((kind, day))
+    return standing
+
+
+def skipped_days(settings: Settings, kind: str, days) -> list[dt.date]:
+    wanted = set(days)
+    return sorted(day for k, day in skipped(settings) if k == kind and day in wanted)
+
+
 # --- arrival --------------------------------------------------------------------------
 
+_NOUNS = {"conversions": "conversions file", "users": "user snapshot"}
 
-def _arrival_error(settings: Settings, day: dt.date) -> RawDayError:
-    path = naming.raw_events_path(settings, day)
-    later = [d for d in dataset.available_raw_days(settings) if d > day]
-    if later:
-        return RawDayError(
-            day, "missing", f"{path} was never delivered, but later days were (from {later[0]})"
-        )
+
+def _available_days(settings: Settings, kind: str) -> list[dt.date]:
+    if kind == "events":
+        return dataset.available_raw_days(settings)
+    directory = raw_path(settings, kind, dt.date(2000, 1, 1)).parent
+    days = []
+    for path in sorted(directory.glob("*.parquet")):
+        try:
+            days.append(dt.date.fromisoformat(path.stem))
+        except ValueError:
+            continue
+    return days
+
+
+def _arrival_error(settings: Settings, day: dt.date, kind: str = "events") -> RawDayError:
+    path = raw_path(settings, kind, day)
+    later = [d for d in _available_days(settings, kind) if d > day]
     due = day + dt.timedelta(days=settings.data_delay)
-    return RawDayError(day, "late", f"{path} has not arrived yet (expected by {due})")
+    if kind == "events":
+        if later:
+            return RawDayError(
+                day, "missing", f"{path} was never delivered, but later days were (from {later[0]})"
+            )
+        return RawDayError(day, "late", f"{path} has not arrived yet (expected by {due})")
+    noun = _NOUNS[kind]
+    if later:
+        detail = f"{path}: the {noun} of {day} is missing, but later days were delivered"
+        return RawDayError(day, "missing", f"{detail} (from {later[0]})", kind)
+    detail = f"{path}: the {noun} of {day} is missing; it has not arrived yet (expected by {due})"
+    return RawDayError(day, "late", detail, kind)
 
 
-def wait_for_arrival(settings: Settings, day: dt.date, sleep=time.sleep) -> bool:
-    """Whether the day's events file exists, after waiting for it as the policy says.
+def wait_for_arrival(
+    settings: Settings, day: dt.date, sleep=time.sleep, kind: str = "events"
+) -> bool:
+    """Whether the day's file exists, after waiting for it as the policy says.
 
-    Returns False only under the skip policy (the caller records the gap); raises
-    RawDayError (missing or late) under fail, and under wait once the time is up.
+    Returns False only under the skip policy (the gap is recorded); raises RawDayError
+    (missing or late) under fail, and under wait once the time is up.
     """
-    path = naming.raw_events_path(settings, day)
+    path = raw_path(settings, kind, day)
     if path.exists():
         return True
     if settings.raw_day_policy == "wait":
@@ -374,7 +485,7 @@ def wait_for_arrival(settings: Settings, day: dt.date, sleep=time.sleep) -> bool
             sleep(min(settings.raw_poll_seconds, max(0.0, deadline - time.monotonic())))
             if path.exists():
                 return True
-    error = _arrival_error(settings, day)
+    error = _arrival_error(settings, day, kind)
     if settings.raw_day_policy == "skip":
         record_gap(settings, error)
         return False
@@ -384,10 +495,10 @@ def wait_for_arrival(settings: Settings, day: dt.date, sleep=time.sleep) -> bool
 # --- content --------------------------------------------------------------------------
 
 
-def _trailing_counts(settings: Settings, day: dt.date) -> list[int]:
+def _trailing_counts(settings: Settings, day: dt.date, kind: str = "events") -> list[int]:
     counts = []
     for back in range(1, 2 * settings.volume_trailing_days + 1):
-        path = naming.raw_events_path(settings, day - dt.timedelta(days=back))
+        path = raw_path(settings, kind, day - dt.timedelta(days=back))
         if path.exists():
             try:
                 counts.append(pq.read_metadata(path).num_rows)
@@ -398,19 +509,29 @@ def _trailing_counts(settings: Settings, day: dt.date) -> list[int]:
     return counts
 
 
-def check_volume(settings: Settings, day: dt.date, rows: int) -> None:
-    history = _trailing_counts(settings, day)
+def _by_chance(rows: int, median: float) -> bool:
+    """Whether a Poisson count with mean `median` comes out as far as `rows` often enough."""
+    if rows < median:
+        return poisson.cdf(rows, median) >= VOLUME_CHANCE
+    return poisson.sf(rows - 1, median) >= VOLUME_CHANCE
+
+
+def check_volume(settings: Settings, day: dt.date, rows: int, kind: str = "events") -> None:
+    history = _trailing_counts(settings, day, kind)
     if len(history) < MIN_HISTORY_DAYS:
         return
     median = statistics.median(history)
     low, high = settings.volume_min_ratio * median, settings.volume_max_ratio * median
-    if not low <= rows <= high:
+    if not low <= rows <= high and not _by_chance(rows, median):
+        where = "" if kind == "events" else f"{raw_path(settings, kind, day)}: "
+        noun = {"events": "events", "conversions": "conversions", "users": "users"}[kind]
         raise RawDayError(
             day,
             "volume",
-            f"{rows} events, against a median of {median:g} over the {len(history)} "
+            f"{where}{rows} {noun}, against a median of {median:g} over the {len(history)} "
             f"delivered days before it (allowed {low:g} to {high:g}; "
             "SCORING_VOLUME_MIN_RATIO / SCORING_VOLUME_MAX_RATIO)",
+            kind,
         )
 
 
@@ -466,7 +587,7 @@ def check_users(settings: Settings, day: dt.date, partial: pa.Table) -> None:
 
     Each user of the day is looked up once, in id order, instead of each event.
     """
-    users = dataset.read_users(settings, day)
+    users = users_as_of(settings, day)
     ids = partial["user_id"].to_numpy()
     events = partial[ALL_EVENTS].to_numpy()
     rows = dataset.rows_of_sorted(ids, users["user_id"])
@@ -508,3 +629,125 @@ def checked_partial(settings: Settings, day: dt.date) -> pa.Table | None:
         record_gap(settings, error)
         return None
     return partial
+
+
+# --- labels and user snapshots --------------------------------------------------------
+
+
+def checked_record_path(settings: Settings, kind: str, day: dt.date) -> Path:
+    return settings.interim_dir / "checked" / kind / f"{day.isoformat()}.json"
+
+
+def _check_unchanged(settings: Settings, kind: str, day: dt.date) -> str:
+    """The file's fingerprint; fails if it differs from the one kept when it first passed."""
+    path = raw_path(settings, kind, day)
+    current = fingerprint(path)
+    record = checked_record_path(settings, kind, day)
+    try:
+        kept = json.loads(record.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return current
+    if kept != current:
+        used = "train sets, models and live evaluations labelled from it"
+        if kind == "users":
+            used = "test sets, train sets, models and predictions of the dates it is the cutoff of"
+        raise RawDayError(
+            day,
+            "changed",
+            f"{path} now has fingerprint {current}, but it had {kept} when it was checked "
+            f"and used. Outputs of the old content exist; remove {record} and the {used}, "
+            "then run again",
+            kind,
+        )
+    return current
+
+
+def _passed(settings: Settings, kind: str, day: dt.date, stamp: str) -> None:
+    record = checked_record_path(settings, kind, day)
+    if not record.exists():
+        atomic.write_text(json.dumps({"fingerprint": stamp}) + "\n", record)
+    clear_gap(settings, day, kind)
+
+
+def _checked(settings: Settings, kind: str, day: dt.date, read) -> pa.Table | None:
+    """The day's table after every check, or None when the skip policy left it out (the
+    gap recorded). `changed` always fails."""
+    if not wait_for_arrival(settings, day, kind=kind):
+        return None
+    try:
+        stamp = _check_unchanged(settings, kind, day)
+        path = raw_path(settings, kind, day)
+        try:
+            table = read(path)
+        except RawDataError as error:
+            raise RawDayError(day, "schema", str(error), kind) from None
+        check_volume(settings, day, table.num_rows, kind)
+        if kind == "users":
+            _check_no_users_lost(settings, day, table)
+    except RawDayError as error:
+        if error.check == "changed" or settings.raw_day_policy != "skip":
+            raise
+        record_gap(settings, error)
+        return None
+    _passed(settings, kind, day, stamp)
+    return table
+
+
+def checked_conversions(settings: Settings, day: dt.date) -> pa.Table | None:
+    """The conversions of `day` (user_id, timestamp) after the checks; None if skipped."""
+    return _checked(settings, "conversions", day, lambda path: dataset.read_conversions(path, day))
+
+
+def _read_snapshot(path: Path) -> pa.Table:
+    table = schema.read_checked(path, schema.USERS_COLUMNS)
+    return pa.table(
+        {
+            "user_id": table["user_id"].cast(pa.int64()),
+            "signup_date": table["signup_date"].cast(pa.date32()),
+            "is_premium": table["is_premium"],
+        }
+    )
+
+
+def _check_no_users_lost(settings: Settings, day: dt.date, users: pa.Table) -> None:
+    before = raw_path(settings, "users", day - dt.timedelta(days=1))
+    try:
+        earlier = pq.read_table(before, columns=["user_id"])["user_id"]
+    except (FileNotFoundError, pa.ArrowException, OSError):
+        return  # nothing to compare with; that snapshot fails its own checks when used
+    ids = np.unique(earlier.to_numpy().astype(np.int64, copy=False))
+    if not ids.size:
+        return
+    lost = ids[dataset.rows_of_sorted(ids, users["user_id"]) < 0]
+    if lost.size > MISSING_USERS_SHARE * ids.size:
+        raise RawDayError(
+            day,
+            "missing_users",
+            f"{raw_path(settings, 'users', day)}: {lost.size} of the {ids.size} users of "
+            f"{before.name} are missing (e.g. {lost[:5].tolist()}; more than "
+            f"{MISSING_USERS_SHARE:.0%} is an incomplete export)",
+            "users",
+        )
+
+
+def checked_users(settings: Settings, day: dt.date) -> pa.Table | None:
+    """The user snapshot of `day` (user_id, signup_date, is_premium) after the checks;
+    None if skipped."""
+    return _checked(settings, "users", day, _read_snapshot)
+
+
+def users_as_of(settings: Settings, day: dt.date) -> pa.Table:
+    """The checked user snapshot of `day`. Under the skip policy a snapshot that fails is
+    left out (its gap recorded) for the latest earlier one that passes, never a later one."""
+    for back in range(settings.volume_trailing_days + 1):
+        earlier = day - dt.timedelta(days=back)
+        users = checked_users(settings, earlier)
+        if users is not None:
+            if back:
+                log.warning("the user snapshot of %s stands in for the one of %s", earlier, day)
+            return users
+    raise RawDataError(
+        f"{naming.raw_users_path(settings, day)}: the user snapshot of {day} and the "
+        f"{settings.volume_trailing_days} before it were all skipped; the attributes as of "
+        "that day or shortly before are needed"
+    )

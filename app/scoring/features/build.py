@@ -62,20 +62,29 @@ def _raw_events_path_checked(settings: Settings, day: dt.date, date: dt.date) ->
 # --- daily partials ------------------------------------------------------------------
 
 
-def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) -> Path:
+def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) -> Path | None:
     """Check the raw day, reduce it to its partial and record the raw file's fingerprint.
 
-    A day that the skip policy dropped (not arrived, or failed a check) gets an empty
-    partial; its gap is recorded by the checks.
+    A day that the skip policy dropped (not arrived, or failed a check) gets no partial:
+    its gap, recorded by the checks, stands for it (see checks.skipped).
     """
     raw = naming.raw_events_path(settings, day)
-    stamp = checks.fingerprint(raw) if arrived else checks.ABSENT
     partial = checks.checked_partial(settings, day) if arrived else None
     if partial is None:
-        partial = PARTIAL_SCHEMA.empty_table()
+        return None
+    stamp = checks.fingerprint(raw)
     target = naming.daily_partial_path(settings, day)
     atomic.write_parquet(checks.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET)
+    checks.clear_gap(settings, day)
     return target
+
+
+def built_or_skipped(settings: Settings, days: list[dt.date]) -> list[dt.date]:
+    """The days that need no work: a partial of the raw file as it is now, or a gap that
+    stands under the skip policy."""
+    skipped = set(checks.skipped_days(settings, "events", days))
+    current = set(checks.current_partials(settings, [d for d in days if d not in skipped]))
+    return [day for day in days if day in skipped or day in current]
 
 
 def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: bool = True) -> None:
@@ -83,20 +92,27 @@ def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: boo
     (a single day in this process).
 
     Before any work: a partial built from other content than the raw file has now fails
-    the run ('changed'), and a missing or late day is handled by the raw-day policy.
+    the run ('changed'), and a missing or late day is handled by the raw-day policy. A day
+    skipped before is left out while its gap stands.
     """
     # The raw files' fingerprints are kept by stat key: only new or changed files are read.
     fingerprints = checks.raw_fingerprints(settings)
+    skipped = set(checks.skipped_days(settings, "events", days))
     try:
-        todo = [d for d in days if not checks.partial_is_current(settings, d, fingerprints)]
+        todo = [
+            d
+            for d in days
+            if d not in skipped and not checks.partial_is_current(settings, d, fingerprints)
+        ]
         for day in todo:
             checks.check_not_changed(settings, day, fingerprints)
         arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
+        results = []
         if len(todo) == 1:
             # The daily case: one day gains nothing from the cluster, and the round trip
             # to its scheduler costs about as much as the day's reduction itself.
             results = [_write_or_report(settings, todo[0], arrived[todo[0]])]
-        else:
+        elif todo:
             tasks = [delayed(_write_or_report)(settings, day, arrived[day]) for day in todo]
             # Every task finishes (none is left writing) before the first bad day is
             # reported.
@@ -123,11 +139,19 @@ def _write_or_report(
 
 
 def read_partial(settings: Settings, day: dt.date) -> pa.Table:
-    return pq.read_table(naming.daily_partial_path(settings, day))
+    """The day's partial; a day whose gap stands is one without activity."""
+    path = naming.daily_partial_path(settings, day)
+    if not path.exists() and checks.skipped_days(settings, "events", [day]):
+        return PARTIAL_SCHEMA.empty_table()
+    return pq.read_table(path)
 
 
-def _read_partials(paths_and_days: list[tuple[Path, dt.date]]) -> list[pa.Table]:
-    return [pq.read_table(path) for path, _ in paths_and_days]
+def _read_partials(paths_and_days: list[tuple[Path | None, dt.date]]) -> list[pa.Table]:
+    # No path: a skipped day, without activity.
+    return [
+        pq.read_table(path) if path is not None else PARTIAL_SCHEMA.empty_table()
+        for path, _ in paths_and_days
+    ]
 
 
 def _state_from_raw(
@@ -162,11 +186,16 @@ def state_from_files(
     daily partials."""
     cutoff = settings.feature_cutoff(date)
     days = window_days(settings, date)
+    skipped = set(checks.skipped_days(settings, "events", days))
     if source == "raw":
-        inputs = [(_raw_events_path_checked(settings, d, date), d) for d in days]
+        inputs = [
+            (_raw_events_path_checked(settings, d, date), d) for d in days if d not in skipped
+        ]
         reduce = _state_from_raw
     else:
-        inputs = [(naming.daily_partial_path(settings, d), d) for d in days]
+        inputs = [
+            (None if d in skipped else naming.daily_partial_path(settings, d), d) for d in days
+        ]
         reduce = _state_from_partials
     tasks = [delayed(reduce)(chunk, cutoff, spec) for chunk in _chunks(inputs, DAYS_PER_TASK)]
     states = run_tasks(settings, tasks, f"window {date} from {source}", progress)
@@ -276,11 +305,16 @@ def build_features(
 ) -> pa.Table:
     state = window_state(settings, spec, date, mode, progress)
     # User attributes as of the cutoff: the snapshot of that day, never a later one.
-    users = dataset.read_users(settings, settings.feature_cutoff(date))
+    users = checks.users_as_of(settings, settings.feature_cutoff(date))
     return features_from_state(state, users, spec, date, settings.feature_cutoff(date))
 
 
 def add_labels(settings: Settings, features: pa.Table, date: dt.date) -> pa.Table:
-    converted = dataset.read_labels(settings, date)
+    """The features with the 0/1 label; no rows for a date whose labels were skipped."""
+    try:
+        converted = dataset.read_labels(settings, date)
+    except checks.LabelsSkipped as skipped:
+        log.warning("%s", skipped)
+        features, converted = features.slice(0, 0), np.array([], dtype=np.int64)
     labels = pc.is_in(features["id"], value_set=pa.array(converted, pa.int64()))
     return features.append_column("target", pc.cast(labels, pa.int8()))

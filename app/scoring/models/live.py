@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from scoring import atomic
+from scoring import atomic, naming
+from scoring.data.checks import LabelsSkipped
 from scoring.data.dataset import read_labels
 from scoring.models.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
@@ -46,7 +47,7 @@ def history_path(settings: Settings) -> Path:
 
 def published(settings: Settings, date: dt.date, model_type: str, feature_hash: str) -> list[Path]:
     """The prediction files of `date` by models of this type and feature list."""
-    pattern = f"{model_type}-*-{feature_hash}-{date.isoformat()}.parquet"
+    pattern = naming.predictions_pattern(model_type, feature_hash, date)
     return sorted(settings.predictions_dir.glob(pattern))
 
 
@@ -62,7 +63,7 @@ def evaluate_file(settings: Settings, prediction: Path, date: dt.date) -> dict:
     result = evaluate(labels, values, TOP_FRACTION)
     top = np.argsort(-values, kind="stable")[: result.k]
     recall = float(labels[top].sum() / result.positives) if result.positives else float("nan")
-    model_id = prediction.stem[: -len(date.isoformat()) - 1]
+    model_id = naming.model_of_predictions(prediction, date)
     return {
         "date": date.isoformat(),
         "model_id": model_id,
@@ -79,7 +80,10 @@ def evaluate_file(settings: Settings, prediction: Path, date: dt.date) -> dict:
 
 def write_records(settings: Settings, date: dt.date, predictions: list[Path]) -> None:
     for prediction in predictions:
-        record = evaluate_file(settings, prediction, date)
+        try:
+            record = evaluate_file(settings, prediction, date)
+        except LabelsSkipped:  # under the skip policy; the gap is recorded
+            continue
         atomic.write_text(json.dumps(record) + "\n", record_path(settings, prediction))
     rebuild_history(settings)
 

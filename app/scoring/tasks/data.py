@@ -62,7 +62,7 @@ class DailyPartials(Configured):
 
     def complete(self) -> bool:
         days = self.days()
-        return checks.current_partials(self.settings, days) == days
+        return build.built_or_skipped(self.settings, days) == days
 
     def run(self):
         build.ensure_daily_partials(self.settings, self.days())
@@ -98,6 +98,8 @@ class TestSet(ScoringTask):
         return luigi.LocalTarget(naming.test_set_path(self.settings, self.date, self.spec.hash))
 
     def run(self):
+        # The snapshot is checked before the output is named: a skipped one shapes the name.
+        checks.users_as_of(self.settings, self.settings.feature_cutoff(self.date))
         pipeline.write_test_set(self.settings, self.spec, self.date)
 
 
@@ -118,4 +120,7 @@ class TrainSet(ScoringTask):
         return luigi.LocalTarget(pipeline.train_set_path(self.settings, self.spec, self.dates()))
 
     def run(self):
+        # The labels are checked before the output is named: skipped days shape the name.
+        for day in sorted({day for d in self.dates() for day in label_days(self.settings, d)}):
+            checks.checked_conversions(self.settings, day)
         pipeline.write_train_set(self.settings, self.spec, self.dates())
