@@ -59,5 +59,9 @@ class MonitoringReport(ModelTask):
         line = report.line_for(self.settings, self.spec, self.model_type)
         return luigi.LocalTarget(report.report_path(self.settings, line, self.date))
 
+    def complete(self) -> bool:
+        # Complete while it shows the production model and the data it was written from.
+        return report.is_current(self.settings, self.spec, self.model_type, self.date)
+
     def run(self):
         report.write_report(self.settings, self.spec, self.model_type, self.date)
