@@ -177,12 +177,15 @@ def production(settings: Settings, history: list[dict] | None = None) -> str | N
 
 
 def current_model(settings: Settings, line: str) -> str | None:
-    """The production model if it is of `line`, else None."""
+    """The production model if it scores the test sets of `line` (same feature list, the
+    last part of a line's name), else None: the model that serves that configuration."""
     model_id = production(settings)
     if model_id is None:
         return None
     record = read_metadata(settings, model_id)
-    return model_id if record and record.get("line") == line else None
+    if record is None:
+        return None
+    return model_id if record["line"].rsplit("-", 1)[-1] == line.rsplit("-", 1)[-1] else None
 
 
 def who() -> str:
