@@ -196,7 +196,7 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
 
 def published_record_path(settings: Settings, date: dt.date) -> Path:
     """What was published for `date`: the file, its model, label definition and decision."""
-    return settings.predictions_dir / f"published-{date.isoformat()}.json"
+    return settings.models_dir / "published" / f"{date.isoformat()}.json"
 
 
 def read_published(settings: Settings, date: dt.date) -> dict | None:

@@ -51,10 +51,14 @@ def drift_history_path(settings: Settings) -> Path:
     return settings.reports_dir / "drift.csv"
 
 
-def record_drift(settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame) -> Path:
-    """Write the drift record of `date` and rebuild the history; returns the record."""
+def record_drift(
+    settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame, line: str = ""
+) -> Path:
+    """Write the drift record of `date` for `line` (by default the model's own; production
+    may serve a line of the same feature list that is not its own) and rebuild the history;
+    returns the record."""
     record = table.assign(date=date.isoformat(), model_id=model_id, threshold=drift.threshold())
-    target = drift_record_path(settings, date, registry.line_of_model(settings, model_id))
+    target = drift_record_path(settings, date, line or registry.line_of_model(settings, model_id))
     atomic.write_text(record[DRIFT_COLUMNS].to_csv(index=False), target)
     frames = [pd.read_csv(path) for path in sorted(drift_dir(settings).glob("*.csv"))]
     history = pd.concat(frames, ignore_index=True).sort_values(

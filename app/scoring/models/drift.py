@@ -9,6 +9,7 @@ can catch; the table of values is written to reports/drift-<date>.csv either way
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -75,7 +76,9 @@ def drift_of_date(
         dt.date.fromisoformat(record["train_end"]),
     )
     dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    train_file = pipeline.train_set_path(settings, spec, dates)
+    # The training data under the model's own label window (production may predate a change).
+    labelled = dataclasses.replace(settings, lead_window=record["labels"]["lead_window"])
+    train_file = pipeline.train_set_path(labelled, spec, dates)
     test_file = naming.test_set_path(settings, date, spec.hash)
     for path in (train_file, test_file):
         if not path.exists():

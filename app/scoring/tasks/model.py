@@ -219,6 +219,12 @@ class DailyBackfill(DatedTask):
                 param_name="date",
             ),
             BackfillPartials(first=earliest, last=latest),
+            # Today's model meets the gate even when production already scored today (a new
+            # line, a rerun after a rollback: then it is complete and changes nothing).
+            TrainModel(
+                model_type=self.model_type or None,
+                train_end=settings.train_end_for(self.date),
+            ),
             *self.live_evaluations(),
             # After the scores: the drift of the date and the report (scoring.tasks.monitoring).
             DriftCheck(date=self.date, model_type=self.model_type or None),

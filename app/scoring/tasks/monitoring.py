@@ -39,7 +39,8 @@ class DriftCheck(ModelTask):
 
     def run(self):
         model_id, table = drift.drift_of_date(self.settings, self.spec, self.model_type, self.date)
-        report.record_drift(self.settings, self.date, model_id, table)
+        line = report.line_for(self.settings, self.spec, self.model_type)
+        report.record_drift(self.settings, self.date, model_id, table, line)
 
 
 class MonitoringReport(ModelTask):
