@@ -112,9 +112,7 @@ def test_a_backfill_of_three_past_days_changes_nothing_in_production(master, sta
     decisions = len(history(master))
     # Scored by the first daily run: remove them so that the backfill scores them again.
     for past in days:
-        master.check_output(
-            f"rm -f {PREDICTIONS}/*-{past}.parquet {MODELS}/published/{past}.json"
-        )
+        master.check_output(f"rm -f {PREDICTIONS}/*-{past}.parquet {MODELS}/published/{past}.json")
     run = master.run(f"scoring-run scoring daily --until {days[-1]} --days-back 2")
     assert run.rc in (0, 3), run.stdout + run.stderr
     assert len(history(master)) == decisions, "a backfill changed the history of decisions"
