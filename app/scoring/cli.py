@@ -159,14 +159,25 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if args.action in {"promote", "rollback"}:
-        if not args.model_id:
-            raise ScoringError(f"scoring models {args.action} needs a model ID")
-        line = registry.line_of_model(settings, args.model_id)
+        if args.action == "promote" and not args.model_id:
+            raise ScoringError("scoring models promote needs a model ID (see scoring models)")
+        if args.model_id:
+            registry.read_record(settings, args.model_id)  # a clear error for an unknown id
         if args.action == "promote":
-            entry = registry.promote(settings, line, args.model_id)
+            entry = registry.promote(settings, args.model_id, args.reason)
         else:
-            entry = registry.rollback(settings, line)
-        print(f"{entry['action']}: {entry['model']} is current (was {entry['previous']})")
+            entry = registry.rollback(settings, args.reason)
+        print(
+            f"{entry['action']} (decision {entry['seq']} by {entry['by']}): {entry['model']} "
+            f"is production (was {entry['previous']})"
+        )
+        if args.no_republish:
+            print(
+                f"today's scores are not re-published (--no-republish); the next daily run "
+                f"scores {settings.today} with {entry['model']}"
+            )
+        else:
+            print(_republish(settings, entry))
         return 0
     rows = registry.list_models(settings)
     if not rows:
@@ -180,7 +191,47 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"positives {row['train_positives']}  holdout AUC "
             f"{'n/a' if auc is None else f'{auc:.3f}'}  {row.get('gate', {}).get('decision', '')}"
         )
+    _print_history(settings)
     return 0
+
+
+def _print_history(settings) -> None:
+    from scoring.models import registry  # noqa: PLC0415
+
+    history = registry.read_history(settings)
+    print(f"decisions ({registry.history_path(settings)}), newest last:")
+    current = registry.current_decision(settings, history)
+    for entry in history:
+        mark = "*" if current and entry["seq"] == current["seq"] else " "
+        print(
+            f"{mark} {entry['seq']:>3} {entry['at']}  {entry['action']:<8} {entry['model']}"
+            f"  by {entry['by']}  (was {entry['previous']})  {entry.get('reason', '')}"
+        )
+
+
+def _republish(settings, entry: dict) -> str:
+    """Score today with the model that just became production and publish it."""
+    from scoring import naming, pipeline  # noqa: PLC0415
+    from scoring.features.spec import load_spec  # noqa: PLC0415
+    from scoring.models import registry  # noqa: PLC0415
+
+    spec = load_spec(settings)
+    today = settings.today
+    record = registry.read_record(settings, entry["model"])
+    if not naming.test_set_path(settings, today, spec.hash).exists():
+        return (
+            f"today's test set ({today}) is not built yet: the next daily run publishes "
+            f"today's scores with {entry['model']}"
+        )
+    path = pipeline.write_predictions(
+        settings,
+        spec,
+        record["model_type"],
+        settings.train_end_for(today),
+        today,
+        progress=False,
+    )
+    return f"re-published today's scores ({today}) with {entry['model']}: {path}"
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -252,6 +303,32 @@ def _luigi_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-type", default="", help="hgb or activity (SCORING_MODEL_TYPE)")
 
 
+def _models_parser(commands) -> None:
+    models = commands.add_parser(
+        "models",
+        help="list the models (* marks production) and the history of decisions, promote "
+        "a model or roll back the latest decision; promote and rollback re-publish today's "
+        "scores",
+    )
+    models.add_argument(
+        "action", nargs="?", default="list", choices=["list", "promote", "rollback"]
+    )
+    models.add_argument(
+        "model_id",
+        nargs="?",
+        default="",
+        help="model ID to promote (see scoring models); rollback takes none (a model ID given "
+        "is only checked to exist)",
+    )
+    models.add_argument("--reason", default="", help="why, recorded in the history")
+    models.add_argument(
+        "--no-republish",
+        action="store_true",
+        help="change production only; today's scores stay until the next daily run",
+    )
+    models.set_defaults(handler=cmd_models)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scoring",
@@ -299,14 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     _luigi_options(backtest)
     backtest.set_defaults(handler=cmd_backtest)
 
-    models = commands.add_parser(
-        "models", help="list the models (* marks the current one), promote or roll back"
-    )
-    models.add_argument(
-        "action", nargs="?", default="list", choices=["list", "promote", "rollback"]
-    )
-    models.add_argument("model_id", nargs="?", default="", help="model ID (see scoring models)")
-    models.set_defaults(handler=cmd_models)
+    _models_parser(commands)
 
     drift = commands.add_parser(
         "drift", help=f"PSI of features and score vs. training data; exit {EXIT_DRIFT} on drift"

@@ -7,6 +7,7 @@ call them directly.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +17,15 @@ from dask import delayed
 
 from scoring import atomic, naming
 from scoring.compute import run_tasks, worker_threads
+from scoring.errors import MissingInputError, ScoringError
 from scoring.features import build
 from scoring.features.spec import FeatureSpec
 from scoring.models import predict_model, registry, train_model
 from scoring.models.evaluate import evaluate
 from scoring.settings import Settings
+
+# Key of the publication record (model, label definition, decision) in score files.
+PUBLISHED_KEY = b"scoring.published"
 
 
 def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
@@ -95,12 +100,28 @@ def write_train_set(
     return target
 
 
+def embargoed_dates(settings: Settings, dates: list[dt.date]) -> list[dt.date]:
+    """The training dates of the probe model: those before the holdout (the latest date)
+    whose label windows end before the holdout's begins. A date d is labelled by the
+    conversions of [d, d + lead_window), so the lead_window - 1 dates just before the
+    holdout share conversions with it and are left out."""
+    holdout = max(dates)
+    return [d for d in dates if d + dt.timedelta(days=settings.lead_window) <= holdout]
+
+
+def is_todays_model(settings: Settings, train_end: dt.date) -> bool:
+    """Whether `train_end` is that of the model the daily run trains for today: the only
+    model the gate may make current."""
+    return train_end == settings.train_end_for(settings.today)
+
+
 def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date) -> Path:
     """Train, evaluate on a time holdout, save with its metadata, and pass the quality gate.
 
-    The holdout is the most recent labelled date of the training range: a model trained on
-    the dates before it scores it, and so does the current model (trained on earlier dates,
-    so the date is new to both). The model saved is trained on all dates.
+    The holdout is the most recent labelled date of the training range: a probe model
+    trained on the dates before it, less an embargo of the lead window (see embargoed_dates),
+    scores it, and so does the production model if it can score that date without having
+    seen its labels. The model saved is trained on all dates.
     """
     from scoring.models import drift  # noqa: PLC0415  (drift reads this module's paths)
 
@@ -111,21 +132,52 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
     holdout_day = max(dates)
     day_of_row = pd.to_datetime(train_set["date"]).dt.date
-    earlier = train_set[day_of_row != holdout_day]
+    # Dates with rows only: a date whose labels were skipped has none in the train set.
+    present = set(day_of_row)
+    probe_dates = [d for d in embargoed_dates(settings, dates) if d in present]
+    earlier = train_set[day_of_row.isin(probe_dates)]
     # Labels of the holdout come from the raw conversions, not from the train set, so both
     # models are judged against what really happened.
     holdout = _labelled_test_set(settings, spec, holdout_day).to_pandas()
     metrics = None
-    champion_metrics = None
-    if len(dates) > 1:
+    if probe_dates:
         probe = train_model.train(earlier, model_type, spec.names, spec.hash, labels=labels)
-        holdout_scores = probe.predict_proba(holdout)
-        metrics = evaluate(holdout["target"], holdout_scores).as_dict()
-        drift.write_score_reference(settings, identifier, holdout_scores)
-        champion = registry.current_model(settings, line)
-        if champion and champion != identifier and naming.model_path(settings, champion).exists():
-            current = train_model.load_model(naming.model_path(settings, champion))
-            champion_metrics = evaluate(holdout["target"], current.predict_proba(holdout)).as_dict()
+        metrics = evaluate(holdout["target"], probe.predict_proba(holdout)).as_dict()
+    # The score's drift reference: a model of every training date but the holdout scores the
+    # holdout. The embargo keeps the gate's judgement fair, but a probe trained on fewer
+    # dates scores differently from the model it stands in for, which reads as drift.
+    reference_dates = [d for d in dates if d != holdout_day and d in present]
+    if reference_dates:
+        reference = (
+            probe
+            if reference_dates == probe_dates
+            else train_model.train(
+                train_set[day_of_row.isin(reference_dates)],
+                model_type,
+                spec.names,
+                spec.hash,
+                labels=labels,
+            )
+        )
+        drift.write_score_reference(settings, identifier, reference.predict_proba(holdout))
+
+    def champion_metrics(champion: dict) -> dict | None:
+        """The production model on this holdout, or None when it cannot be a fair judge:
+        another feature list (it cannot score this test set) or labels of the holdout seen
+        in its training."""
+        seen_until = dt.date.fromisoformat(champion["train_end"]) + dt.timedelta(
+            days=champion["labels"]["lead_window"]
+        )
+        if champion["features"]["hash"] != spec.hash or seen_until > holdout_day:
+            return None
+        path = naming.model_path(settings, champion["model_id"])
+        if not path.exists():
+            raise registry.ChampionError(
+                f"production model {champion['model_id']} has metadata but no model file {path}"
+            )
+        current = train_model.load_model(path)
+        return evaluate(holdout["target"], current.predict_proba(holdout)).as_dict()
+
     model = train_model.train(train_set, model_type, spec.names, spec.hash, labels=labels)
     target = naming.model_path(settings, identifier)
     train_model.save_model(model, target)
@@ -139,8 +191,9 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
         "train_rows": model.train_rows,
         "train_positives": model.train_positives,
         "holdout_date": holdout_day.isoformat(),
+        "probe_train_dates": [d.isoformat() for d in probe_dates],
+        "score_reference_train_dates": [d.isoformat() for d in reference_dates],
         "holdout_metrics": metrics,
-        "champion_holdout_metrics": champion_metrics,
         "versions": registry.versions(),
         "features": {
             "hash": spec.hash,
@@ -149,32 +202,67 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
             "data_delay": settings.data_delay,
         },
         "labels": {"hash": labels, "lead_window": settings.lead_window},
+        "training": {"train_days": settings.train_days, "retrain_every": settings.retrain_every},
     }
-    record["gate"] = registry.decide(
+    gate = registry.gate(
         settings,
-        line,
-        identifier,
-        train_end=max(dates).isoformat(),
-        auc=metrics["auc"] if metrics else float("nan"),
-        champion_auc=champion_metrics["auc"] if champion_metrics else None,
+        record,
+        live=is_todays_model(settings, train_end),
+        champion_metrics=champion_metrics,
     )
+    record["champion_holdout_metrics"] = gate.pop("champion_holdout_metrics", None)
+    record["gate"] = gate
     # Written last: the metadata with the gate's decision marks the model as complete.
     registry.write_metadata(settings, identifier, record)
     return target
 
 
+def published_record_path(settings: Settings, date: dt.date) -> Path:
+    """What was published for `date`: the file, its model, label definition and decision."""
+    return settings.models_dir / "published" / f"{date.isoformat()}.json"
+
+
+def read_published(settings: Settings, date: dt.date) -> dict | None:
+    path = published_record_path(settings, date)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def published_file(settings: Settings, date: dt.date) -> Path | None:
+    record = read_published(settings, date)
+    return settings.predictions_dir / record["file"] if record else None
+
+
 def serving_model(
     settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date, date: dt.date
 ) -> str:
-    """The model that scores `date`: the current one for today, else the model of its
-    training grid unless the gate refused it (then the one that stayed current)."""
+    """The model that scores `date`.
+
+    Today: the production model (the result of the history of decisions), or, before there
+    is any, the model of today's grid. A past date: the model whose scores were published
+    for it if that model is of this line, else the model of its training grid (unless the
+    gate refused it: then the one that stayed current).
+    """
     trained = model_identifier(settings, spec, model_type, train_end)
     if date >= settings.today:
-        params = train_model.model_params(model_type)
-        line = registry.line_of(settings, model_type, params, spec.hash)
-        current = registry.current_model(settings, line)
-        if current:
-            return current
+        current = registry.production(settings)
+        if current is None:
+            return trained
+        record = registry.read_record(settings, current)
+        if record["features"]["hash"] != spec.hash:
+            line = registry.line_of(
+                settings, model_type, train_model.model_params(model_type), spec.hash
+            )
+            raise NotServableError(
+                f"production model {current} uses the feature list "
+                f"{record['features']['hash']}, this configuration {spec.hash}; promote a "
+                f"model of line {line} by hand (scoring models promote {trained}) or restore "
+                "the configuration"
+            )
+        return current
+    published = read_published(settings, date)
+    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    if published and published.get("line") == line:
+        return published["model_id"]
     record = registry.read_metadata(settings, trained)
     if (
         record
@@ -183,6 +271,10 @@ def serving_model(
     ):
         return record["gate"]["champion"]
     return trained
+
+
+class NotServableError(ScoringError):
+    """The production model cannot score the test sets of this configuration."""
 
 
 def write_predictions(
@@ -208,8 +300,39 @@ def write_predictions(
     ]
     scores = run_tasks(settings, tasks, f"scoring {date}", progress)
     target = naming.predictions_path(settings, identifier, date)
-    atomic.write_parquet(pa.concat_tables(scores), target)
+    record = registry.read_record(settings, identifier)
+    decision = (
+        registry.current_decision(settings)
+        if date >= settings.today
+        else {"action": "past", **record["gate"]}
+    )
+    served = {
+        "date": date.isoformat(),
+        "file": target.name,
+        "model_id": identifier,
+        "line": record["line"],
+        "labels": record["labels"],
+        "decision": decision,
+        "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    table = pa.concat_tables(scores)
+    metadata = {**(table.schema.metadata or {}), PUBLISHED_KEY: json.dumps(served)}
+    atomic.write_parquet(table.replace_schema_metadata(metadata), target)
+    # Today's scores are always what is served; a past date keeps the scores first
+    # published for it (a backfill of a missed day publishes them).
+    if date >= settings.today or read_published(settings, date) is None:
+        atomic.write_text(
+            json.dumps(served, indent=2) + "\n", published_record_path(settings, date)
+        )
     return target
+
+
+def served_by(path: Path) -> dict:
+    """The publication record in a score file's parquet metadata."""
+    metadata = pq.read_schema(path).metadata or {}
+    if PUBLISHED_KEY not in metadata:
+        raise MissingInputError(f"{path} records no model (written before scores named theirs)")
+    return json.loads(metadata[PUBLISHED_KEY])
 
 
 def _score_partition(

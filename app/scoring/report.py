@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +59,19 @@ def drift_history_path(settings: Settings) -> Path:
     return settings.reports_dir / "drift.csv"
 
 
-def record_drift(settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame) -> Path:
-    """Write the drift record of `date` and rebuild the history; returns the record."""
+def record_drift(
+    settings: Settings, date: dt.date, model_id: str, table: pd.DataFrame, line: str = ""
+) -> Path:
+    """Write the drift record of `date` for `line` (by default the model's own; production
+    may serve a line of the same feature list that is not its own) and rebuild the history;
+    returns the record."""
     record = table.assign(
         date=date.isoformat(),
         model_id=model_id,
         threshold=drift.threshold(),
         wasserstein_threshold=drift.wasserstein_threshold(),
     )
-    target = drift_record_path(settings, date, registry.line_of_model(settings, model_id))
+    target = drift_record_path(settings, date, line or registry.line_of_model(settings, model_id))
     atomic.write_text(record[DRIFT_COLUMNS].to_csv(index=False), target)
     frames = [pd.read_csv(path) for path in sorted(drift_dir(settings).glob("*.csv"))]
     history = (
@@ -117,9 +122,10 @@ def published_calibration(
     labels, scores = [], []
     for row in latest.itertuples():
         day = dt.date.fromisoformat(str(row.date))
-        published = pq.read_table(naming.predictions_path(settings, row.model_id, day))
-        frame = published.to_pandas()
-        labels.append(frame["id"].isin(read_labels(settings, day)).astype(int).to_numpy())
+        path = naming.predictions_path(settings, row.model_id, day)
+        frame = pq.read_table(path).to_pandas()
+        converted = read_labels(live.labelled_by(settings, path), day)
+        labels.append(frame["id"].isin(converted).astype(int).to_numpy())
         scores.append(frame["target"].to_numpy())
     if not labels:
         return np.array([], dtype=int), np.array([]), []
@@ -262,9 +268,42 @@ img { max-width: 100%; display: block; margin: 1em 0; }
 """
 
 
+def state(settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date) -> str:
+    """Hash of what the report of `date` shows: the decision that made the production model
+    current, the live evaluations of the line and the drift record of the date. A report
+    that carries another state is out of date (a promote, a rollback, new labels)."""
+    line = line_for(settings, spec, model_type)
+    drift_path = drift_record_path(settings, date, line)
+    return naming.short_hash(
+        {
+            "decision": registry.current_decision(settings),
+            "live": line_history(settings, line).to_dict(orient="records"),
+            "drift": drift_path.read_text() if drift_path.exists() else None,
+        }
+    )
+
+
+STATE = re.compile(r'<meta name="scoring-state" content="([0-9a-f]+)">')
+
+
+def is_current(settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date) -> bool:
+    path = report_path(settings, line_for(settings, spec, model_type), date)
+    if not path.exists():
+        return False
+    found = STATE.search(path.read_text())
+    return bool(found) and found.group(1) == state(settings, spec, model_type, date)
+
+
 def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date) -> Path:
     line = line_for(settings, spec, model_type)
     history = line_history(settings, line)
+    decision = registry.current_decision(settings)
+    production = (
+        f"Production model {decision['model']}: {decision['action']} by {decision['by']} at "
+        f"{decision['at']} ({decision.get('reason', '')})."
+        if decision
+        else "No production model yet."
+    )
     title = f"Scoring model report {date} ({settings.env})"
     body = [
         f"<h1>{html.escape(title)}</h1>",
@@ -273,6 +312,7 @@ def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: d
             f"{settings.lead_window}-day label window, {settings.train_days} training dates, "
             f"retrained every {settings.retrain_every} days."
         ),
+        _note(production),
         *_section_metrics(settings, history),
         *_section_calibration(settings, history),
         *_section_drift(settings, date, line),
@@ -280,6 +320,7 @@ def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: d
     ]
     document = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="scoring-state" content="{state(settings, spec, model_type, date)}">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"

@@ -2,14 +2,17 @@
 and live-evaluation figures from the pipeline's outputs."""
 
 import base64
+import json
 import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from scoring import cli
+from scoring import report as scoring_report
 from scoring.settings import get_settings
 
 NOTEBOOK = (
@@ -45,6 +48,10 @@ def test_backtest_notebook_executes_headless(data_root, tmp_path, monkeypatch):
     settings = get_settings()
     assert cli.main(["daily", "--local-scheduler", "--days-back", "5"]) == 0
     assert cli.main(["backtest", "--local-scheduler", "--count", "2", "--step", "1"]) == 0
+    # A drift row of a model of another line on the same date: never shown with this line's.
+    recorded = pd.read_csv(scoring_report.drift_history_path(settings))
+    other = recorded.head(1).assign(model_id="activity-default-00000000-00000000", psi=9.5)
+    pd.concat([recorded, other]).to_csv(scoring_report.drift_history_path(settings), index=False)
     _isolated_jupyter(tmp_path, monkeypatch)
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert spec.argv[0] == sys.executable
@@ -73,3 +80,7 @@ def test_backtest_notebook_executes_headless(data_root, tmp_path, monkeypatch):
     assert len(backtest) == 5
     assert len(live) == 2 and len(drift) == 1  # metrics over time, calibration; PSI bars
     assert all(png.startswith(b"\x89PNG") for png in live + drift)
+    shown = json.dumps(code[3].get("outputs", []))
+    assert "activity-default-00000000-00000000" not in shown
+    mixed = round((float(other["psi"].iloc[0]) + float(recorded["psi"].iloc[0])) / 2, 4)
+    assert f"{mixed:.4f}" not in shown and str(mixed) not in shown

@@ -3,6 +3,7 @@ exit status once the scores are published; and the self-contained HTML report wi
 figures."""
 
 import base64
+import datetime as dt
 import re
 
 import numpy as np
@@ -109,3 +110,30 @@ def test_drift_command_records_on_request(data_root):
     # Only today is scored, and its labels have not arrived: no live evaluation yet.
     assert "No scored date has its labels yet." in document
     assert len(_figures(document)) == 2  # drift, champion
+
+
+def _champion(document: str) -> str:
+    found = re.search(r"<td>champion \(current\)</td>\s*<td>([^<]+)</td>", document)
+    assert found, "no champion row in the report"
+    return found.group(1)
+
+
+def test_after_a_rollback_the_rerun_report_names_the_chosen_model(data_root, monkeypatch):
+    monkeypatch.setenv("SCORING_GATE_TOLERANCE", "1")  # both daily models are promoted
+    settings = get_settings()
+    spec = load_spec(settings)
+    week_before = settings.today - dt.timedelta(days=7)
+    monkeypatch.setenv("SCORING_TODAY", week_before.isoformat())
+    assert cli.main(["daily", "--local-scheduler", "--days-back", "0"]) == 0
+    earlier = pipeline.model_identifier(settings, spec, "hgb", settings.train_end_for(week_before))
+    monkeypatch.setenv("SCORING_TODAY", settings.today.isoformat())
+    assert _daily() == 0
+    latest = pipeline.model_identifier(
+        settings, spec, "hgb", settings.train_end_for(settings.today)
+    )
+    path = report.report_path(settings, report.line_for(settings, spec, "hgb"), settings.today)
+    assert _champion(path.read_text()) == latest
+
+    assert cli.main(["models", "rollback", latest]) == 0
+    assert _daily() == 0
+    assert _champion(path.read_text()) == earlier

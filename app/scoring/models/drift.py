@@ -28,9 +28,9 @@ EXIT_DRIFT, a status of its own that an alert can catch; the table is written to
 reports/drift-<date>.csv either way.
 
 The features' reference is the current model's training set. The score's reference is
-out of sample: the scores the model's probe (trained on every training date but the last)
-gave the last date, which it had not seen (`write_score_reference`); a model's scores on
-its own training data are more confident than on any new date.
+out of sample: the scores a model trained on every training date but the last gave the last
+date, which it had not seen (`write_score_reference`); a model's scores on its own training
+data are more confident than on any new date.
 """
 
 from __future__ import annotations
@@ -198,7 +198,8 @@ def _probe_scores(
     settings: Settings, spec: FeatureSpec, record: dict, train_set: pd.DataFrame
 ) -> np.ndarray | None:
     """What pipeline.write_model keeps: the scores that a model trained on the training
-    dates before the holdout gives the holdout date; None with a single training date."""
+    dates before the holdout (those with rows) gives the holdout date; None when there
+    were none."""
     holdout_day = dt.date.fromisoformat(record["holdout_date"])
     day_of_row = pd.to_datetime(train_set["date"]).dt.date
     earlier = train_set[day_of_row != holdout_day]

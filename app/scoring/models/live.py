@@ -1,7 +1,11 @@
 """Live evaluation: once the labels of a scored date have arrived (date + lead window, plus
 the data delay), the published scores of that date are compared with what happened.
 
-One record per (date, model) under reports/live/<date>-<model-id>.json, and the whole history
+What is evaluated is the file published for the date (pipeline.published_file), under the
+label window of the model that scored it (recorded in the file), so a lead window changed
+since then does not change the labels. One record per (model, date) under
+reports/live/<model-id>-<date>.json, naming the label definition it used (a record of
+another definition is computed again), and the whole history
 as reports/live-evaluation.csv (rebuilt from the records, newest date last): AUC, precision
 and recall in the top k (the top TOP_FRACTION of users, the share the business contacts),
 Brier score and calibration error.
@@ -9,6 +13,7 @@ Brier score and calibration error.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -34,6 +39,7 @@ COLUMNS = [
     "recall_at_k",
     "brier",
     "calibration_error",
+    "lead_window",
 ]
 
 
@@ -45,18 +51,42 @@ def history_path(settings: Settings) -> Path:
     return settings.reports_dir / "live-evaluation.csv"
 
 
-def published(settings: Settings, date: dt.date, model_type: str, feature_hash: str) -> list[Path]:
-    """The prediction files of `date` by models of this type and feature list."""
-    pattern = naming.predictions_pattern(model_type, feature_hash, date)
-    return sorted(settings.predictions_dir.glob(pattern))
+def published(settings: Settings, date: dt.date) -> list[Path]:
+    """The score file published for `date`, if any."""
+    from scoring import pipeline  # noqa: PLC0415
+
+    path = pipeline.published_file(settings, date)
+    return [path] if path is not None else []
+
+
+def labelled_by(settings: Settings, prediction: Path) -> Settings:
+    """`settings` with the label window of the model that wrote `prediction`."""
+    from scoring import pipeline  # noqa: PLC0415
+
+    labels = pipeline.served_by(prediction)["labels"]
+    return dataclasses.replace(settings, lead_window=int(labels["lead_window"]))
+
+
+def labels_arrived(settings: Settings, prediction: Path, date: dt.date, as_of: dt.date) -> bool:
+    return labelled_by(settings, prediction).latest_labelled_date(as_of) >= date
 
 
 def record_path(settings: Settings, prediction: Path) -> Path:
     return live_dir(settings) / f"{prediction.stem}.json"
 
 
+def record_is_current(settings: Settings, prediction: Path) -> bool:
+    """A record exists for `prediction` and was computed under its model's label window."""
+    path = record_path(settings, prediction)
+    if not path.exists():
+        return False
+    recorded = json.loads(path.read_text()).get("lead_window")
+    return recorded == labelled_by(settings, prediction).lead_window
+
+
 def evaluate_file(settings: Settings, prediction: Path, date: dt.date) -> dict:
     scores = pq.read_table(prediction).to_pandas()
+    settings = labelled_by(settings, prediction)
     converted = read_labels(settings, date)
     labels = scores["id"].isin(converted).astype(int).to_numpy()
     values = scores["target"].to_numpy()
@@ -75,6 +105,7 @@ def evaluate_file(settings: Settings, prediction: Path, date: dt.date) -> dict:
         "recall_at_k": recall,
         "brier": result.brier,
         "calibration_error": result.calibration_error,
+        "lead_window": settings.lead_window,
     }
 
 

@@ -1,33 +1,47 @@
-"""Model metadata, the quality gate and the recorded "current" model with its history.
+"""Model metadata, the quality gate and the history of decisions that make a model current.
 
 Beside each model file `models/<id>` lies `models/<id>.json`: training range, rows and
-positives, metrics on a time holdout (the last training date, scored by a model trained
-without it), library and code versions, the feature and label settings, and the gate's
-decision. `models/current-<model-type>-<shape-hash>-<feature-hash>.json` is the pointer of
-one line of models (same type, parameters, labels, training length and features: they differ
-only by their dates): the current model id and every change to it (promoted, refused,
-promote, rollback), newest last.
+positives, metrics on a time holdout, library and code versions, the feature and label
+settings, and the gate's decision. A line of models (same type, parameters, labels, training
+length and features) holds models that differ only by their dates.
 
-The gate: a retrained model becomes current only if its holdout AUC is not below the current
-model's AUC on the same holdout date by more than SCORING_GATE_TOLERANCE. A refused model
-stays on disk for inspection and is named in the log and in the history.
+Production is one model per data root, the result of `models/current-decisions.json`: every
+decision (`promoted`, `refused` and `held` by the gate, `promote` and `rollback` by hand),
+newest last, with who made it, when, why, the model before and the model's line. The current
+model is the model of the latest decision that made one current; a rollback undoes the latest
+decision that is not undone yet, so a second rollback goes further back. Every change of the
+history happens under an exclusive lock on `models/current-decisions.lock` (the data root is
+shared by every member and container).
+
+The gate: only the daily run's model for today is a challenger. It becomes current if its
+holdout AUC is not below the production model's AUC on the same holdout date and labels by
+more than SCORING_GATE_TOLERANCE. A model that cannot be compared with production on its
+holdout (another feature list, or production has seen the holdout's labels) is `held`:
+nothing changes, and the log says to promote it by hand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import getpass
 import json
 import logging
+import math
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from scoring import atomic, naming
-from scoring.errors import ConfigError, MissingInputError
+from scoring.errors import ConfigError, MissingInputError, ScoringError
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = 0.02
+# Decisions that make their model current.
+CHANGES = ("promoted", "promote")
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "pyarrow", "dask", "luigi")
 
 
@@ -77,127 +91,280 @@ def line_of(settings: Settings, model_type: str, params: dict, feature_hash: str
 
 
 def line_of_model(settings: Settings, model_id: str) -> str:
-    record = read_metadata(settings, model_id)
-    if record is None:
+    return read_record(settings, model_id)["line"]
+
+
+class ChampionError(ScoringError):
+    """The production model's record is missing or unusable, or it cannot be judged."""
+
+
+class HistoryError(ScoringError):
+    """The history of decisions cannot be read or does not allow the change asked for."""
+
+
+def read_record(settings: Settings, model_id: str) -> dict:
+    """The metadata of `model_id`: MissingInputError if there is none, ChampionError naming
+    the file if it is unusable."""
+    path = metadata_path(settings, model_id)
+    if not path.exists():
         raise MissingInputError(f"no metadata for model {model_id} under {settings.models_dir}")
-    return record["line"]
+    try:
+        record = json.loads(path.read_text())
+        if record["model_id"] != model_id or not record["line"]:
+            raise ValueError("model_id or line does not match")
+    except (ValueError, KeyError, TypeError) as err:
+        raise ChampionError(
+            f"the metadata of model {model_id} ({path}) is unusable: {err}"
+        ) from None
+    return record
 
 
-def pointer_path(settings: Settings, line: str) -> Path:
-    return settings.models_dir / f"current-{line}.json"
+def history_path(settings: Settings) -> Path:
+    return settings.models_dir / "current-decisions.json"
 
 
-def read_pointer(settings: Settings, line: str) -> dict:
-    path = pointer_path(settings, line)
-    if path.exists():
-        return json.loads(path.read_text())
-    return {"line": line, "current": None, "history": []}
+def lock_path(settings: Settings) -> Path:
+    return settings.models_dir / "current-decisions.lock"
 
 
-def _record(settings: Settings, pointer: dict, action: str, model_id: str, **details) -> dict:
-    entry = {
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "action": action,
-        "model": model_id,
-        **details,
-    }
-    pointer["history"].append(entry)
-    atomic.write_text(json.dumps(pointer, indent=2) + "\n", pointer_path(settings, pointer["line"]))
-    return entry
+@contextmanager
+def locked(settings: Settings) -> Iterator[None]:
+    """Hold the exclusive lock of the history (blocks until the other holder is done)."""
+    path = lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_history(settings: Settings) -> list[dict]:
+    path = history_path(settings)
+    if not path.exists():
+        return []
+    try:
+        history = json.loads(path.read_text())
+        if not isinstance(history, list) or not all("action" in e for e in history):
+            raise ValueError("not a list of decisions")
+    except ValueError as err:
+        raise HistoryError(f"the history of decisions {path} is unusable: {err}") from None
+    return history
+
+
+def _stack(history: list[dict]) -> list[dict]:
+    """The decisions that made a model current and are not undone, oldest first."""
+    stack: list[dict] = []
+    for entry in history:
+        if entry["action"] in CHANGES:
+            stack.append(entry)
+        elif entry["action"] == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+def current_decision(settings: Settings, history: list[dict] | None = None) -> dict | None:
+    """The latest decision that made the current model current (a rollback included)."""
+    history = read_history(settings) if history is None else history
+    made = [e for e in history if e["action"] in (*CHANGES, "rollback")]
+    return made[-1] if made else None
+
+
+def production(settings: Settings, history: list[dict] | None = None) -> str | None:
+    decision = current_decision(settings, history)
+    return decision["model"] if decision else None
 
 
 def current_model(settings: Settings, line: str) -> str | None:
-    return read_pointer(settings, line)["current"]
+    """The production model if it scores the test sets of `line` (same feature list, the
+    last part of a line's name), else None: the model that serves that configuration."""
+    model_id = production(settings)
+    if model_id is None:
+        return None
+    record = read_metadata(settings, model_id)
+    if record is None:
+        return None
+    return model_id if record["line"].rsplit("-", 1)[-1] == line.rsplit("-", 1)[-1] else None
 
 
-def decide(
-    settings: Settings,
-    line: str,
-    model_id: str,
-    *,
-    train_end: str,
-    auc: float,
-    champion_auc: float | None,
+def who() -> str:
+    """Who makes a decision: the member that `scoring-run` names, the sudo caller, or the
+    user of this process."""
+    for name in ("SCORING_RUN_BY", "SUDO_USER"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return getpass.getuser()
+
+
+def _append(
+    settings: Settings, history: list[dict], action: str, model_id: str, line: str, **details
 ) -> dict:
-    """Apply the gate to a newly trained model and record the decision in the history.
+    """Record a decision; the caller holds the lock."""
+    entry = {
+        "seq": len(history) + 1,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "by": who(),
+        "action": action,
+        "model": model_id,
+        "line": line,
+        "previous": production(settings, history),
+        **details,
+    }
+    history.append(entry)
+    atomic.write_text(json.dumps(history, indent=2) + "\n", history_path(settings))
+    log.warning(
+        "model decision %s: %s %s by %s (%s); production was %s",
+        entry["seq"],
+        action,
+        model_id,
+        entry["by"],
+        entry.get("reason", ""),
+        entry["previous"],
+    )
+    return entry
 
-    Only a model trained on later dates than the current one is a challenger; models that
-    backfills and backtests train for past dates are recorded as `past` and change nothing.
+
+def gate(
+    settings: Settings,
+    candidate: dict,
+    *,
+    live: bool,
+    champion_metrics: Callable[[dict], dict | None],
+) -> dict:
+    """Decide on a newly trained model (its metadata `candidate`, without "gate") and record
+    the decision.
+
+    `live` is true only for the daily run's model for today; any other model is `past` and
+    changes nothing. `champion_metrics(record)` scores the production model on the candidate's
+    holdout (same date, same labels), or returns None when it cannot be compared there.
     """
-    pointer = read_pointer(settings, line)
-    champion = pointer["current"]
-    allowed = tolerance()
-    champion_end = pointer.get("current_train_end") or ""
-    if champion is None or champion == model_id:
-        decision = {"decision": "promoted", "reason": "no current model", "champion": champion}
-    elif train_end <= champion_end:
-        decision = {
+    model_id = candidate["model_id"]
+    if not live:
+        return {
             "decision": "past",
-            "reason": f"trained up to {train_end}, not after the current model ({champion_end})",
-            "champion": champion,
+            "champion": None,
+            "reason": f"trained up to {candidate['train_end']} for a past date; only the daily "
+            "run's model for today or `scoring models promote` changes production",
         }
-    elif champion_auc is None or auc >= champion_auc - allowed:
-        decision = {
-            "decision": "promoted",
-            "champion": champion,
-            "reason": f"holdout AUC {auc:.4f} vs current {champion_auc or float('nan'):.4f} "
-            f"(tolerance {allowed})",
-        }
-    else:
-        decision = {
-            "decision": "refused",
-            "champion": champion,
-            "reason": f"holdout AUC {auc:.4f} below current {champion_auc:.4f} "
-            f"by more than {allowed}",
-        }
-    if decision["decision"] == "promoted":
-        pointer["current"] = model_id
-        pointer["current_train_end"] = train_end
-    elif decision["decision"] == "refused":
-        log.warning(
-            "model %s refused: %s; %s stays current", model_id, decision["reason"], champion
+    allowed = tolerance()
+    with locked(settings):
+        history = read_history(settings)
+        champion = production(settings, history)
+        theirs = None
+        if champion is None:
+            action, reason = "promoted", "no production model yet"
+        elif champion == model_id:
+            return {"decision": "current", "champion": champion, "reason": "already production"}
+        else:
+            try:
+                record = read_record(settings, champion)
+            except MissingInputError:
+                raise ChampionError(
+                    f"production model {champion} (decision in {history_path(settings)}) has "
+                    f"no metadata {metadata_path(settings, champion)}; restore it or promote "
+                    "a model by hand"
+                ) from None
+            mine = candidate.get("holdout_metrics")
+            theirs = champion_metrics(record) if mine else None
+            if theirs is None:
+                action = "held"
+                reason = (
+                    f"cannot be compared with production model {champion} (line "
+                    f"{record['line']}) on the holdout {candidate['holdout_date']}; nothing "
+                    f"promoted: to serve it, run `scoring models promote {model_id}`"
+                )
+            elif math.isnan(theirs["auc"]):
+                raise ChampionError(
+                    f"the holdout AUC of production model {champion} on "
+                    f"{candidate['holdout_date']} is NaN (one class of labels?); the gate cannot "
+                    f"judge {model_id}: promote one of them by hand"
+                )
+            elif math.isnan(mine["auc"]):
+                raise ChampionError(
+                    f"the holdout AUC of {model_id} on {candidate['holdout_date']} is NaN; "
+                    f"the gate cannot judge it against {champion}: promote one by hand"
+                )
+            elif mine["auc"] >= theirs["auc"] - allowed:
+                action = "promoted"
+                reason = (
+                    f"holdout AUC {mine['auc']:.4f} vs production {theirs['auc']:.4f} on "
+                    f"{candidate['holdout_date']} (tolerance {allowed})"
+                )
+            else:
+                action = "refused"
+                reason = (
+                    f"holdout AUC {mine['auc']:.4f} below production {theirs['auc']:.4f} on "
+                    f"{candidate['holdout_date']} by more than {allowed}"
+                )
+        entry = _append(
+            settings,
+            history,
+            action,
+            model_id,
+            candidate["line"],
+            reason=reason,
+            train_end=candidate["train_end"],
         )
-    if decision["decision"] != "past":
-        _record(settings, pointer, decision["decision"], model_id, reason=decision["reason"])
-    return decision
+    return {
+        "decision": action,
+        "champion": champion,
+        "champion_holdout_metrics": theirs,
+        "reason": reason,
+        "seq": entry["seq"],
+    }
 
 
-def promote(settings: Settings, line: str, model_id: str) -> dict:
+def promote(settings: Settings, model_id: str, reason: str = "") -> dict:
     if not naming.model_path(settings, model_id).exists():
         raise MissingInputError(f"no model {model_id} under {settings.models_dir}")
-    if line_of_model(settings, model_id) != line:
-        raise ConfigError(f"{model_id} is not a model of the line {line}")
-    pointer = read_pointer(settings, line)
-    previous = pointer["current"]
-    pointer["current"] = model_id
-    pointer["current_train_end"] = read_metadata(settings, model_id)["train_end"]
-    return _record(settings, pointer, "promote", model_id, previous=previous)
+    record = read_record(settings, model_id)
+    with locked(settings):
+        history = read_history(settings)
+        return _append(
+            settings,
+            history,
+            "promote",
+            model_id,
+            record["line"],
+            reason=reason or "by hand",
+            train_end=record["train_end"],
+        )
 
 
-def rollback(settings: Settings, line: str) -> dict:
-    """Make the model that was current before the current one current again."""
-    pointer = read_pointer(settings, line)
-    currents = []
-    for entry in pointer["history"]:
-        if entry["action"] in ("promoted", "promote", "rollback"):
-            currents.append(entry["model"])
-    # Walk back past the current model to the one before it.
-    earlier = [m for m in currents if m != pointer["current"]]
-    if not earlier:
-        raise MissingInputError(f"no earlier model of the line {line} to roll back to")
-    target = earlier[-1]
-    previous = pointer["current"]
-    pointer["current"] = target
-    pointer["current_train_end"] = read_metadata(settings, target)["train_end"]
-    return _record(settings, pointer, "rollback", target, previous=previous)
+def rollback(settings: Settings, reason: str = "") -> dict:
+    """Undo the latest decision that made a model current and is not undone yet."""
+    with locked(settings):
+        history = read_history(settings)
+        stack = _stack(history)
+        if len(stack) < 2:
+            raise HistoryError(f"no earlier decision to roll back to in {history_path(settings)}")
+        target = stack[-2]
+        if not naming.model_path(settings, target["model"]).exists():
+            raise MissingInputError(
+                f"cannot roll back to {target['model']}: no such model under {settings.models_dir}"
+            )
+        return _append(
+            settings,
+            history,
+            "rollback",
+            target["model"],
+            target["line"],
+            reason=reason or "by hand",
+            undoes=stack[-1]["seq"],
+            restores=target["seq"],
+            train_end=target.get("train_end"),
+        )
 
 
 def list_models(settings: Settings) -> list[dict]:
     rows = []
+    current = production(settings)
     for path in sorted(settings.models_dir.glob("*.json")):
         if path.name.startswith("current-"):
             continue
         record = json.loads(path.read_text())
-        record["current"] = current_model(settings, record["line"]) == record["model_id"]
+        record["current"] = current == record["model_id"]
         rows.append(record)
     return rows

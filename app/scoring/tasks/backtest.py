@@ -8,12 +8,12 @@ import luigi
 
 from scoring import backtest
 from scoring.data.dataset import label_days
-from scoring.tasks.base import ScoringTask
+from scoring.tasks.base import TrainedTask
 from scoring.tasks.data import RawConversions
 from scoring.tasks.model import Predict
 
 
-class Backtest(ScoringTask):
+class Backtest(TrainedTask):
     end: dt.date = luigi.DateParameter()
     count: int = luigi.IntParameter(default=4)
     step: int = luigi.IntParameter(default=7)

@@ -18,6 +18,33 @@ from scoring.errors import ConfigError, ScoringError
 from scoring.features.spec import FeatureSpec, load_spec
 from scoring.settings import Settings, get_settings
 
+# Settings that shape no task's output, with the reason; every other field of Settings
+# reaches the task ids and output names of the tasks it shapes through one of the configured
+# parameters (env, data_root, features, labels, training, model_type). A test holds every
+# field of Settings to one or the other.
+NOT_SHAPING_CONTENT: dict[str, str] = {
+    "env": "names the deployment; a task parameter so that staging and production never "
+    "share a task id on one luigid, but it changes no output",
+    "dask_address": "where the computation runs, not what it computes",
+    "dask_data_resource": "which Dask workers may run a task, not what it computes",
+    "today_override": "today enters a task as its date parameter",
+    "backfill_days": "how many dates a backfill covers: DailyBackfill's days_back parameter",
+    "raw_day_policy": "what a run does with a raw day that fails its checks; a skipped day is "
+    "named in the outputs it changes",
+    "raw_wait_seconds": "how long a run waits for a late raw day",
+    "raw_poll_seconds": "how often a run looks for a late raw day",
+    "volume_min_ratio": "a check that stops a run, it changes no output",
+    "volume_max_ratio": "a check that stops a run, it changes no output",
+    "volume_trailing_days": "a check that stops a run, it changes no output",
+}
+
+
+def training_hash(settings: Settings) -> str:
+    """The settings that choose a model's training dates: how many, and on which grid."""
+    return naming.short_hash(
+        {"train_days": settings.train_days, "retrain_every": settings.retrain_every}
+    )
+
 
 def current_configuration() -> dict[str, str]:
     settings = get_settings()
@@ -26,6 +53,7 @@ def current_configuration() -> dict[str, str]:
         "data_root": str(settings.data_root),
         "features": load_spec(settings).hash,
         "labels": naming.label_hash(settings.lead_window),
+        "training": training_hash(settings),
     }
 
 
@@ -96,5 +124,25 @@ class ScoringTask(Configured):
             raise ConfigError(
                 f"{self.task_id} was scheduled for features {self.features} and labels "
                 f"{self.labels}, but the settings give {spec.hash} and {labels}"
+            )
+        return spec
+
+
+class TrainedTask(ScoringTask):
+    """A task whose output depends on which dates a model is trained on."""
+
+    training: str = luigi.Parameter(
+        default=None, positional=False, description="training hash (train days, retrain grid)"
+    )
+    configured = (*ScoringTask.configured, "training")
+
+    @property
+    def spec(self) -> FeatureSpec:
+        spec = super().spec
+        actual = training_hash(self.settings)
+        if self.training != actual:
+            raise ConfigError(
+                f"{self.task_id} was scheduled for training {self.training}, but the settings "
+                f"give {actual} (SCORING_TRAIN_DAYS, SCORING_RETRAIN_EVERY)"
             )
         return spec

@@ -10,7 +10,7 @@ from scoring import naming, pipeline
 from scoring.data import checks
 from scoring.data.dataset import days_between, label_days
 from scoring.features import build
-from scoring.tasks.base import Configured, ScoringTask
+from scoring.tasks.base import Configured, ScoringTask, TrainedTask
 
 
 class RawEvents(Configured):
@@ -103,7 +103,7 @@ class TestSet(ScoringTask):
         pipeline.write_test_set(self.settings, self.spec, self.date)
 
 
-class TrainSet(ScoringTask):
+class TrainSet(TrainedTask):
     """Labelled features of the `train_days` dates ending at `train_end`."""
 
     train_end: dt.date = luigi.DateParameter()

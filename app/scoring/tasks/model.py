@@ -12,7 +12,7 @@ from scoring import naming, pipeline
 from scoring.features import build
 from scoring.models import live, registry
 from scoring.settings import get_settings
-from scoring.tasks.base import Configured, ScoringTask
+from scoring.tasks.base import Configured, TrainedTask
 from scoring.tasks.data import DailyPartials, TestSet, TrainSet
 
 # Today's scores are what the business waits for: they run before any catch-up work.
@@ -20,11 +20,11 @@ TODAY_PRIORITY = 100
 BACKFILL_PRIORITY = 10
 
 
-class ModelTask(ScoringTask):
+class ModelTask(TrainedTask):
     """A task of one model type; left out, the type comes from SCORING_MODEL_TYPE."""
 
     model_type: str = luigi.Parameter(default=None, positional=False)
-    configured = (*ScoringTask.configured, "model_type")
+    configured = (*TrainedTask.configured, "model_type")
 
     @classmethod
     def resolve(cls, name, configuration):
@@ -74,10 +74,25 @@ class Predict(ModelTask):
         ]
 
     def output(self):
-        identifier = pipeline.serving_model(
-            self.settings, self.spec, self.model_type, self.train_end, self.date
-        )
+        try:
+            identifier = pipeline.serving_model(
+                self.settings, self.spec, self.model_type, self.train_end, self.date
+            )
+        except pipeline.NotServableError:
+            # run() raises the error with what to do; until then the task is not complete.
+            identifier = pipeline.model_identifier(
+                self.settings, self.spec, self.model_type, self.train_end
+            )
         return luigi.LocalTarget(naming.predictions_path(self.settings, identifier, self.date))
+
+    def complete(self) -> bool:
+        try:
+            pipeline.serving_model(
+                self.settings, self.spec, self.model_type, self.train_end, self.date
+            )
+        except pipeline.NotServableError:
+            return False
+        return super().complete()
 
     def run(self):
         pipeline.write_predictions(
@@ -102,20 +117,28 @@ class LiveEvaluation(ModelTask):
         return labels
 
     def _published(self) -> list[Path]:
-        if self.after_scoring:  # the scores this run publishes
-            predict = Predict(date=self.date, model_type=self.model_type)
-            return [Path(predict.output().path)]
-        # Scores published before this run: fixed when first asked, so that scores that
-        # other tasks of the same run write do not change what this task promised.
+        """The file published for the date, once its model's labels have arrived."""
         if not hasattr(self, "_found"):
-            self._found = live.published(self.settings, self.date, self.model_type, self.spec.hash)
-        return self._found
+            # Fixed when first found, so that scores that other tasks of the same run write
+            # later do not change what this task promised.
+            found = live.published(self.settings, self.date)
+            if not found and self.after_scoring:
+                return [Path(Predict(date=self.date, model_type=self.model_type).output().path)]
+            self._found = found
+        today = self.settings.today
+        return [p for p in self._found if live.labels_arrived(self.settings, p, self.date, today)]
 
     def output(self):
+        if self.after_scoring and not live.published(self.settings, self.date):
+            # Not scored yet: the record of the scores this run is about to publish.
+            predict = Predict(date=self.date, model_type=self.model_type)
+            return [luigi.LocalTarget(live.record_path(self.settings, Path(predict.output().path)))]
         return [luigi.LocalTarget(live.record_path(self.settings, p)) for p in self._published()]
 
     def complete(self) -> bool:
-        return all(target.exists() for target in self.output())
+        if self.after_scoring and not live.published(self.settings, self.date):
+            return False
+        return all(live.record_is_current(self.settings, p) for p in self._published())
 
     def run(self):
         live.write_records(self.settings, self.date, self._published())
@@ -196,6 +219,12 @@ class DailyBackfill(DatedTask):
                 param_name="date",
             ),
             BackfillPartials(first=earliest, last=latest),
+            # Today's model meets the gate even when production already scored today (a new
+            # line, a rerun after a rollback: then it is complete and changes nothing).
+            TrainModel(
+                model_type=self.model_type or None,
+                train_end=settings.train_end_for(self.date),
+            ),
             *self.live_evaluations(),
             # After the scores: the drift of the date and the report (scoring.tasks.monitoring).
             DriftCheck(date=self.date, model_type=self.model_type or None),

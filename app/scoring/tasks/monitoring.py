@@ -39,7 +39,8 @@ class DriftCheck(ModelTask):
 
     def run(self):
         model_id, table = drift.drift_of_date(self.settings, self.spec, self.model_type, self.date)
-        report.record_drift(self.settings, self.date, model_id, table)
+        line = report.line_for(self.settings, self.spec, self.model_type)
+        report.record_drift(self.settings, self.date, model_id, table, line)
 
 
 class MonitoringReport(ModelTask):
@@ -58,6 +59,10 @@ class MonitoringReport(ModelTask):
     def output(self):
         line = report.line_for(self.settings, self.spec, self.model_type)
         return luigi.LocalTarget(report.report_path(self.settings, line, self.date))
+
+    def complete(self) -> bool:
+        # Complete while it shows the production model and the data it was written from.
+        return report.is_current(self.settings, self.spec, self.model_type, self.date)
 
     def run(self):
         report.write_report(self.settings, self.spec, self.model_type, self.date)
