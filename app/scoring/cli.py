@@ -163,6 +163,15 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise ScoringError("scoring models promote needs a model ID (see scoring models)")
         if args.model_id:
             registry.read_record(settings, args.model_id)  # a clear error for an unknown id
+        current = registry.production(settings)
+        if args.action == "rollback" and args.model_id and args.model_id != current:
+            # Rolling back undoes the latest decision: a model id that is not production
+            # would be read as "roll back to it" and silently do something else.
+            raise ScoringError(
+                f"{args.model_id} is not production ({current}): rollback undoes the latest "
+                f"decision; to serve {args.model_id}, run `scoring models promote "
+                f"{args.model_id}`"
+            )
         if args.action == "promote":
             entry = registry.promote(settings, args.model_id, args.reason)
         else:
@@ -317,8 +326,8 @@ def _models_parser(commands) -> None:
         "model_id",
         nargs="?",
         default="",
-        help="model ID to promote (see scoring models); rollback takes none (a model ID given "
-        "is only checked to exist)",
+        help="model ID to promote (see scoring models); rollback takes none, or the production "
+        "model's ID as a check",
     )
     models.add_argument("--reason", default="", help="why, recorded in the history")
     models.add_argument(

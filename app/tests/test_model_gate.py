@@ -174,6 +174,18 @@ def test_a_second_rollback_goes_further_back(data_root, monkeypatch):
     assert registry.current_model(settings, _line()) == first
 
 
+def test_a_rollback_naming_a_model_other_than_production_is_refused(data_root, monkeypatch, capsys):
+    _always_promote(monkeypatch)
+    first, worse = _train(FIRST), _train(WORSE)
+    settings = get_settings()
+    before = registry.read_history(settings)
+    assert cli.main(["models", "rollback", first, "--no-republish"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"{first} is not production ({worse})" in err
+    assert f"scoring models promote {first}" in err
+    assert registry.read_history(settings) == before
+
+
 def test_decisions_record_who_when_and_why(data_root, monkeypatch, capsys):
     _always_promote(monkeypatch)
     first, worse = _train(FIRST), _train(WORSE)
