@@ -59,7 +59,9 @@ def test_daily_run_records_model_metadata_and_live_evaluation(master, first_run)
     ]
     assert metadata, listing
     assert all(m["model_id"] in listing for m in metadata), listing
-    assert all(m["gate"]["decision"] in ("promoted", "refused", "past") for m in metadata)
+    # The gate's decisions (scoring.models.registry.decide).
+    decisions = ("promoted", "refused", "past", "held", "current")
+    assert all(m["gate"]["decision"] in decisions for m in metadata), metadata
     assert any(m["holdout_metrics"] and 0 <= m["holdout_metrics"]["auc"] <= 1 for m in metadata)
     pointers = [name for name in listing if name.startswith("current-")]
     assert pointers, listing
