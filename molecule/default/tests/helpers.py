@@ -9,20 +9,37 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+# What a member's client is allowed to negotiate: the modern algorithms only, so that every
+# login of the checks proves they suffice (post-quantum hybrid or curve25519 key exchange,
+# an ed25519 host key, AEAD ciphers or encrypt-then-MAC SHA-2 MACs).
+MODERN_ALGORITHMS = " ".join(
+    (
+        "-o KexAlgorithms=mlkem768x25519-sha256,sntrup761x25519-sha512,curve25519-sha256",
+        "-o HostKeyAlgorithms=ssh-ed25519",
+        "-o Ciphers=chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com",
+        "-o MACs=hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+    )
+)
 SSH_OPTIONS = " ".join(
     (
         "-o BatchMode=yes",
         "-o ConnectTimeout=10",
         "-o StrictHostKeyChecking=no",
         "-o UserKnownHostsFile=/dev/null",
+        MODERN_ALGORITHMS,
     )
 )
+# The audit tool pinned in requirements/controller.lock, from the venv that runs the checks.
+SSH_AUDIT = Path(sys.executable).with_name("ssh-audit")
+# Its exit codes: 0 nothing to report, 2 warnings only (3 is a failure, 1 no connection).
+AUDIT_PASSED = (0, 2)
 
 
 def run_playbook(
@@ -60,6 +77,39 @@ def ssh(laptop, user: str, command: str, *options: str):
     return laptop.run(
         f"ssh {SSH_OPTIONS} {' '.join(options)} -i /root/keys/{user} {user}@master '{quoted}'"
     )
+
+
+def network_address(laptop, name: str) -> str:
+    """The IPv4 address Docker gave the test host `name`, as the laptop resolves it."""
+    answer = laptop.check_output(f"getent ahostsv4 {name}").split()
+    assert answer, f"the laptop does not resolve {name}"
+    return answer[0]
+
+
+def ssh_audit(address: str) -> tuple[int, str]:
+    """ssh-audit (the third-party audit) against port 22 of one test host: exit code, report."""
+    assert SSH_AUDIT.exists(), f"{SSH_AUDIT} is missing: install requirements/controller.lock"
+    audit = subprocess.run(
+        [str(SSH_AUDIT), "--no-colors", "--timeout", "20", "--port", "22", address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"NO_COLOR": "1"},
+    )
+    output = audit.stdout + audit.stderr
+    return audit.returncode, output
+
+
+def audit_failures(output: str) -> list[str]:
+    """The lines of an ssh-audit report that it marks as failed."""
+    return [line for line in output.splitlines() if "[fail]" in line]
+
+
+def show_audit(capsys, name: str, address: str, output: str) -> None:
+    """Print the whole report to the run's output, whatever the result."""
+    with capsys.disabled():
+        print(f"\n----- ssh-audit of {name} ({address}) -----\n{output.rstrip()}\n-----")
 
 
 def http_get(host, url: str, within_seconds: int = 20):

@@ -9,6 +9,7 @@ import shlex
 import pytest
 from helpers import (
     EPHEMERAL,
+    MODERN_ALGORITHMS,
     SSH_OPTIONS,
     authorized_keys_checksums,
     http_get,
@@ -16,6 +17,7 @@ from helpers import (
     open_ports,
     run_playbook,
     ssh,
+    wait_for,
 )
 
 CANARY_PORT = 18080
@@ -76,6 +78,70 @@ def test_sshd_hardening_wins_over_other_dropins(master):
         assert setting in effective.splitlines(), setting
 
 
+def test_sshd_limits_logging_and_host_keys(master):
+    effective = master.check_output("sshd -T -C user=alice,host=laptop,addr=192.0.2.1").splitlines()
+    for setting in (
+        "maxauthtries 3",
+        "loglevel VERBOSE",
+        "maxstartups 10:30:60",
+        "clientaliveinterval 300",
+        "clientalivecountmax 3",
+        "logingracetime 30",
+    ):
+        assert setting in effective, setting
+    assert [line for line in effective if line.startswith("hostkey ")] == [
+        "hostkey /etc/ssh/ssh_host_ed25519_key"
+    ]
+    for kind in ("ecdsa", "dsa", "rsa"):
+        assert not master.file(f"/etc/ssh/ssh_host_{kind}_key").exists, kind
+        assert not master.file(f"/etc/ssh/ssh_host_{kind}_key.pub").exists, kind
+
+
+@pytest.mark.parametrize(
+    ("option", "refusal"),
+    [
+        ("-o KexAlgorithms=ecdh-sha2-nistp256,ecdh-sha2-nistp521", "no matching key exchange"),
+        ("-o KexAlgorithms=diffie-hellman-group14-sha256", "no matching key exchange"),
+        ("-o HostKeyAlgorithms=ecdsa-sha2-nistp256,rsa-sha2-512,ssh-rsa", "no matching host key"),
+        ("-o Ciphers=aes128-ctr -o MACs=hmac-sha1,hmac-sha1-etm@openssh.com", "no matching MAC"),
+        ("-o Ciphers=aes128-ctr -o MACs=umac-64-etm@openssh.com,hmac-sha2-256", "no matching MAC"),
+        ("-o Ciphers=aes256-cbc,3des-cbc", "no matching cipher"),
+    ],
+    ids=["nist-kex", "dh-kex", "ecdsa-rsa-hostkey", "sha1-mac", "64bit-eam-mac", "cbc"],
+)
+def test_legacy_algorithms_are_refused(laptop, option, refusal):
+    """A client that insists on an algorithm the audit fails gets no connection at all."""
+    options = SSH_OPTIONS.replace(MODERN_ALGORITHMS, "")
+    attempt = laptop.run(f"ssh {options} {option} -i /root/keys/alice alice@master true")
+    assert attempt.rc == 255, attempt.stdout + attempt.stderr
+    assert refusal in attempt.stderr, attempt.stderr
+
+
+def _fingerprint(laptop, public_key: str) -> str:
+    return laptop.check_output(f"ssh-keygen -l -E sha256 -f {public_key}").split()[1]
+
+
+def test_a_login_logs_the_fingerprints_of_every_key_offered(laptop, master):
+    """LogLevel VERBOSE: the key that was refused is named as well as the one that got in."""
+    since = master.check_output("date +%s")
+    login = ssh(laptop, "alice", "true", "-o IdentitiesOnly=yes -i /root/keys/bob")
+    assert login.rc == 0, login.stderr
+    refused, accepted = (
+        _fingerprint(laptop, "/root/keys/bob.pub"),
+        _fingerprint(laptop, "/root/keys/alice.pub"),
+    )
+
+    def journal():
+        master.run("journalctl --sync")
+        text = master.check_output(f"journalctl -u ssh.service --no-pager -o cat --since @{since}")
+        return text if refused in text and accepted in text else None
+
+    text = wait_for(journal, 20, "both fingerprints in sshd's journal")
+    login_line = r"publickey for alice from \S+ port \d+ ssh2: ED25519 "
+    assert re.search(rf"Failed {login_line}{re.escape(refused)}", text), text
+    assert re.search(rf"Accepted {login_line}{re.escape(accepted)}", text), text
+
+
 @pytest.fixture(scope="module")
 def member_config(laptop, master):
     """alice's generated ssh config, known_hosts and key, where the config expects them."""
@@ -98,10 +164,56 @@ def member_config(laptop, master):
 
 
 def test_generated_config_logs_in_with_verified_host_key(laptop, member_config):
-    login = laptop.run("ssh -o BatchMode=yes is24de id -un")
+    login = laptop.run(f"ssh -o BatchMode=yes {MODERN_ALGORITHMS} is24de id -un")
     assert login.rc == 0, login.stderr
     assert login.stdout.strip() == "alice"
-    assert "StrictHostKeyChecking yes" in laptop.file(member_config).content_string
+    config = laptop.file(member_config).content_string
+    assert "StrictHostKeyChecking yes" in config
+    assert "HostKeyAlgorithms ssh-ed25519\n" in config, config
+
+
+def test_members_log_in_after_the_host_keys_changed(laptop, master, member_config):
+    """The master was first set up with Debian's RSA and ECDSA keys as well (prepare.yml);
+    the converge removed them, and the regenerated known_hosts holds what is left."""
+    previous = laptop.file("/root/previous.known_hosts").content_string
+    assert " ecdsa-sha2-nistp256 " in previous, previous
+    generated = (EPHEMERAL / "ssh" / "known_hosts").read_text()
+    assert [line.split()[1] for line in generated.splitlines()] == ["ssh-ed25519"], generated
+    # The ed25519 key is the one members knew: an old known_hosts still matches it.
+    assert generated.strip() in previous.splitlines(), (generated, previous)
+    offered = laptop.run("ssh-keyscan -T 10 -t rsa,ecdsa,ed25519 master 2>/dev/null").stdout
+    keys = [line.split()[1] for line in offered.splitlines() if not line.startswith("#")]
+    assert keys == ["ssh-ed25519"], offered
+    for known_hosts in ("/root/.ssh/is24de.known_hosts", "/root/previous.known_hosts"):
+        login = laptop.run(
+            f"ssh -o BatchMode=yes {MODERN_ALGORITHMS} -o UserKnownHostsFile={known_hosts} "
+            "is24de id -un"
+        )
+        assert login.rc == 0, (known_hosts, login.stderr)
+        assert login.stdout.strip() == "alice"
+        assert "WARNING" not in login.stderr, login.stderr
+
+
+def test_an_agent_with_many_keys_logs_in_with_the_generated_config(laptop, member_config):
+    """MaxAuthTries 3 counts every key offered: the generated config offers the member's key
+    alone (IdentityFile, IdentitiesOnly yes), however many keys the agent holds."""
+    laptop.check_output(
+        "rm -rf /root/agent-keys && mkdir -m 0700 /root/agent-keys && for n in 1 2 3 4; do "
+        "ssh-keygen -q -t ed25519 -N '' -C other-$n -f /root/agent-keys/other-$n; done"
+    )
+    with_agent = 'ssh-agent sh -c \'ssh-add -q /root/agent-keys/other-[1-4] && exec "$0" "$@"\''
+    try:
+        member = laptop.run(f"{with_agent} ssh -o BatchMode=yes {MODERN_ALGORITHMS} is24de true")
+        assert member.rc == 0, member.stderr
+        # The same key last in line after the agent's four: refused after three tries.
+        crowded = laptop.run(
+            f"{with_agent} ssh -F /dev/null {SSH_OPTIONS} -o IdentitiesOnly=no "
+            "-i /root/.ssh/id_ed25519 alice@master true"
+        )
+        assert crowded.rc == 255, crowded.stderr
+        assert "Too many authentication failures" in crowded.stderr, crowded.stderr
+    finally:
+        laptop.run("rm -rf /root/agent-keys")
 
 
 def test_forward_reaches_a_loopback_listener_on_the_master(laptop, master, member_config):
