@@ -277,10 +277,12 @@ def test_the_probe_model_leaves_out_the_dates_whose_labels_overlap_the_holdout(
 
     monkeypatch.setattr(train_model, "train", recording)
     model_id = _train(FIRST)
-    probe, final = trained_on
+    probe, reference, final = trained_on
     # Labels of date d come from [d, d + 3): the two dates before the holdout share
     # conversions with it.
     assert probe == [FIRST - dt.timedelta(days=i) for i in (5, 4, 3)]
+    # The score's drift reference is not the gate's judge: every date but the holdout.
+    assert reference == [FIRST - dt.timedelta(days=i) for i in (5, 4, 3, 2, 1)]
     assert len(final) == 6
     record = registry.read_metadata(get_settings(), model_id)
     assert record["holdout_date"] == FIRST.isoformat()
