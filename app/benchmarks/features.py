@@ -120,9 +120,9 @@ def _client(context: Context, workers: int = 0):
     from scoring import compute  # noqa: PLC0415
 
     if workers:
-        from distributed import Client, LocalCluster  # noqa: PLC0415
+        from distributed import Client  # noqa: PLC0415
 
-        cluster = LocalCluster(
+        cluster = compute.local_cluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         compute._clients[context.settings.dask_address] = Client(cluster, set_as_default=False)

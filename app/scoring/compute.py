@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
@@ -35,8 +36,19 @@ def _connect(address: str) -> Client:
                 "unset it to compute in-process"
             ) from None
     # Random dashboard port: the fixed default may belong to the shared scheduler.
-    cluster = LocalCluster(processes=False, dashboard_address=":0", n_workers=1)
+    cluster = local_cluster(processes=False, dashboard_address=":0", n_workers=1)
     return Client(cluster, set_as_default=False)
+
+
+def local_cluster(**options: Any) -> LocalCluster:
+    """A LocalCluster whose workers run no sampling profiler.
+
+    Every 10 ms the profiler calls sys._current_frames(), which on CPython 3.11 before
+    3.11.9 can deadlock with threads reading Parquet (python/cpython#106883): the run then
+    hangs for ever inside a read.
+    """
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(**options)
 
 
 def get_client(settings: Settings) -> Client:

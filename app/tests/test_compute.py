@@ -40,3 +40,20 @@ def test_tasks_land_only_on_workers_with_the_data(two_workers, monkeypatch, reso
     else:
         # The control: without the resource the tasks spread over both workers.
         assert len(used) == 2, used
+
+
+def test_the_in_process_cluster_runs_no_sampling_profiler(monkeypatch):
+    """The profiler's sys._current_frames() deadlocks on CPython 3.11 < 3.11.9 with threads
+    reading Parquet (python/cpython#106883): a daily run hung in its first read about once
+    in five, for ever. The in-process worker is built without it."""
+    monkeypatch.setenv("SCORING_DASK_ADDRESS", "")
+    try:
+        client = compute.get_client(get_settings())
+        workers = client.cluster.workers.values()
+        assert workers
+        for worker in workers:
+            assert "profile" not in worker.periodic_callbacks
+            assert "profile-cycle" not in worker.periodic_callbacks
+        assert dask.config.get("distributed.worker.profile.enabled")  # only that cluster
+    finally:
+        compute.close_clients()

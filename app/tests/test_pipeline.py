@@ -6,7 +6,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from distributed import LocalCluster
 from scoring import cli, compute, naming, pipeline
 from scoring.features.spec import load_spec
 from scoring.models import predict_model, train_model
@@ -70,7 +69,7 @@ def test_user_error_exits_without_traceback(data_root, capsys, monkeypatch):
 
 @pytest.fixture
 def dask_cluster(monkeypatch):
-    cluster = LocalCluster(
+    cluster = compute.local_cluster(
         processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
     )
     monkeypatch.setenv("SCORING_DASK_ADDRESS", cluster.scheduler_address)
