@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docker_engine import DOCKER_PROBLEM, docker, needs_docker
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_RELEASE = REPO / "app" / "deploy" / "build_release"
@@ -36,30 +37,6 @@ PROJECT = "brtest"
 REPOSITORY = f"drtools/{PROJECT}-worker"
 FAILING_CHECK = 'python -c "raise SystemExit(3)"'
 BUILD_TIMEOUT = 1800
-
-
-def _docker_problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker CLI on PATH"
-    try:
-        info = subprocess.run(
-            ["docker", "info"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return "`docker info` timed out"
-    if info.returncode != 0:
-        return f"`docker info` failed: the Docker engine is not running ({info.stderr.strip()})"
-    return None
-
-
-DOCKER_PROBLEM = _docker_problem()
-needs_docker = pytest.mark.skipif(DOCKER_PROBLEM is not None, reason=str(DOCKER_PROBLEM))
-
-
-def docker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def image_id(reference: str) -> str | None:
