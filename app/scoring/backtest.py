@@ -10,9 +10,9 @@ import pandas as pd
 from scoring import atomic, naming, pipeline
 from scoring.data.dataset import read_labels
 from scoring.features.spec import FeatureSpec
-from scoring.models.evaluate import TOP_FRACTION, evaluate
+from scoring.monitoring import plots
+from scoring.monitoring.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
-from scoring.visualization import visualize
 
 
 def backtest_dates(settings: Settings, end: dt.date, count: int, step: int) -> list[dt.date]:
@@ -71,17 +71,17 @@ def write_backtest(
     target = report_path(settings, spec, dates, model_types)
     stem = target.stem
     figures = {
-        "AUC by date": visualize.plot_metric_by_date(
+        "AUC by date": plots.plot_metric_by_date(
             metrics, "auc", settings.figures_dir / f"{stem}-auc.png"
         ),
-        "Lift in the top 5% by date": visualize.plot_metric_by_date(
+        "Lift in the top 5% by date": plots.plot_metric_by_date(
             metrics, "lift_at_k", settings.figures_dir / f"{stem}-lift.png"
         ),
-        "ROC": visualize.plot_roc(scored, settings.figures_dir / f"{stem}-roc.png"),
-        "Cumulative gain": visualize.plot_cumulative_gain(
+        "ROC": plots.plot_roc(scored, settings.figures_dir / f"{stem}-roc.png"),
+        "Cumulative gain": plots.plot_cumulative_gain(
             scored, settings.figures_dir / f"{stem}-gain.png"
         ),
-        "Calibration": visualize.plot_calibration(
+        "Calibration": plots.plot_calibration(
             scored, settings.figures_dir / f"{stem}-calibration.png"
         ),
     }

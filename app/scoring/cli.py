@@ -119,9 +119,8 @@ def cmd_daily(args: argparse.Namespace) -> int:
 def _drift_status(date: dt.date, model_type: str) -> int:
     """EXIT_DRIFT, with one error line, if the recorded drift of `date` is above the
     threshold; 0 otherwise."""
-    from scoring import report  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import drift  # noqa: PLC0415
+    from scoring.monitoring import drift, report  # noqa: PLC0415
 
     settings = get_settings()
     line = report.line_for(settings, load_spec(settings), model_type)
@@ -155,7 +154,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     settings = get_settings()
     if args.action in {"promote", "rollback"}:
@@ -205,7 +204,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _print_history(settings) -> None:
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     history = registry.read_history(settings)
     print(f"decisions ({registry.history_path(settings)}), newest last:")
@@ -222,7 +221,7 @@ def _republish(settings, entry: dict) -> str:
     """Score today with the model that just became production and publish it."""
     from scoring import naming, pipeline  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     spec = load_spec(settings)
     today = settings.today
@@ -245,14 +244,14 @@ def _republish(settings, entry: dict) -> str:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import drift  # noqa: PLC0415
+    from scoring.monitoring import drift  # noqa: PLC0415
 
     settings = get_settings()
     date = args.date or settings.today
     model_type = args.model_type or settings.model_type
     model_id, table = drift.drift_of_date(settings, load_spec(settings), model_type, date)
     if args.record:
-        from scoring import report  # noqa: PLC0415
+        from scoring.monitoring import report  # noqa: PLC0415
 
         report.record_drift(settings, date, model_id, table)
     limit, distance = drift.threshold(), drift.wasserstein_threshold()
@@ -274,8 +273,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from scoring import report  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
+    from scoring.monitoring import report  # noqa: PLC0415
 
     settings = get_settings()
     model_type = args.model_type or settings.model_type

@@ -17,7 +17,8 @@ import pytest
 from scoring import cli, naming, pipeline
 from scoring.errors import ScoringError
 from scoring.features.spec import load_spec
-from scoring.models import registry, train_model
+from scoring.modeling import train as modeling_train
+from scoring.monitoring import registry
 from scoring.settings import get_settings
 
 FIRST, WORSE, BETTER = dt.date(2026, 1, 23), dt.date(2026, 1, 30), dt.date(2026, 2, 6)
@@ -54,7 +55,7 @@ def _train(train_end, shuffle=False):
 def _line():
     settings = get_settings()
     spec = load_spec(settings)
-    return registry.line_of(settings, "hgb", train_model.model_params("hgb"), spec.hash)
+    return registry.line_of(settings, "hgb", modeling_train.model_params("hgb"), spec.hash)
 
 
 def test_metadata_beside_each_model(data_root):
@@ -212,7 +213,7 @@ def test_a_rollback_republishes_todays_scores_with_the_chosen_model(data_root, m
     assert cli.main(["models", "rollback", better]) == 0
     republished = naming.predictions_path(settings, first, settings.today)
     scores = pq.read_table(republished).to_pandas()
-    model = train_model.load_model(naming.model_path(settings, first))
+    model = modeling_train.load_model(naming.model_path(settings, first))
     features = pq.read_table(naming.test_set_path(settings, settings.today, spec.hash))
     assert np.allclose(scores["target"], model.predict_proba(features.to_pandas()))
     served = pipeline.served_by(republished)
@@ -269,13 +270,13 @@ def test_the_probe_model_leaves_out_the_dates_whose_labels_overlap_the_holdout(
 ):
     monkeypatch.setenv("SCORING_TRAIN_DAYS", "6")
     trained_on = []
-    real = train_model.train
+    real = modeling_train.train
 
     def recording(frame, *args, **kwargs):
         trained_on.append(sorted(set(pd.to_datetime(frame["date"]).dt.date)))
         return real(frame, *args, **kwargs)
 
-    monkeypatch.setattr(train_model, "train", recording)
+    monkeypatch.setattr(modeling_train, "train", recording)
     model_id = _train(FIRST)
     probe, reference, final = trained_on
     # Labels of date d come from [d, d + 3): the two dates before the holdout share

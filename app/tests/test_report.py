@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scoring import cli, naming, pipeline, report
+from scoring import cli, naming, pipeline
 from scoring.features.spec import load_spec
+from scoring.monitoring import report
 from scoring.settings import get_settings
 
 PNG = b"\x89PNG\r\n\x1a\n"

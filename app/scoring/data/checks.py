@@ -52,9 +52,9 @@ from scipy.stats import poisson
 
 from scoring import atomic, naming
 from scoring.data import dataset, schema
+from scoring.data.partials import ALL_COLUMN as ALL_EVENTS
+from scoring.data.partials import daily_partial
 from scoring.errors import RawDataError
-from scoring.features.daily import ALL_COLUMN as ALL_EVENTS
-from scoring.features.daily import daily_partial
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from dask import delayed
 from scoring import atomic, naming
 from scoring.compute import run_tasks
 from scoring.data import checks, dataset
+from scoring.data.partials import PARTIAL_SCHEMA, day_number
 from scoring.errors import MissingInputError, RawDataError
-from scoring.features.daily import PARTIAL_SCHEMA, day_number
 from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
 from scoring.features.window import (
     aggregate_chunk,

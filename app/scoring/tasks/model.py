@@ -10,7 +10,7 @@ from luigi.tools.range import RangeDailyBase
 
 from scoring import naming, pipeline
 from scoring.features import build
-from scoring.models import live, registry
+from scoring.monitoring import live, registry
 from scoring.settings import get_settings
 from scoring.tasks.base import Configured, TrainedTask
 from scoring.tasks.data import DailyPartials, TestSet, TrainSet

@@ -6,8 +6,7 @@ import datetime as dt
 
 import luigi
 
-from scoring import report
-from scoring.models import drift, registry
+from scoring.monitoring import drift, registry, report
 from scoring.tasks.model import ModelTask, Predict, live_evaluations
 
 

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from scoring import atomic, naming
 from scoring.data.dataset import read_labels
 from scoring.features.spec import FeatureSpec
-from scoring.models import drift, live, registry, train_model
+from scoring.modeling import train
+from scoring.monitoring import drift, live, plots, registry
 from scoring.settings import Settings
-from scoring.visualization import visualize
 
 DRIFT_COLUMNS = [
     "date",
@@ -100,7 +100,7 @@ def drifted(record: pd.DataFrame, threshold: float) -> list[str]:
 
 
 def line_for(settings: Settings, spec: FeatureSpec, model_type: str) -> str:
-    return registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    return registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
 
 
 def report_path(settings: Settings, line: str, date: dt.date) -> Path:
@@ -166,7 +166,7 @@ def compared_metrics(champion: dict, challenger: dict) -> tuple[dict, dict, str]
 
 
 def _image(figure) -> str:
-    encoded = base64.b64encode(visualize.figure_png(figure)).decode("ascii")
+    encoded = base64.b64encode(plots.figure_png(figure)).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{encoded}">'
 
 
@@ -188,11 +188,11 @@ def _section_metrics(settings: Settings, history: pd.DataFrame) -> list[str]:
             "model_id",
             "rows",
             "positives",
-            *visualize.LIVE_RANKING,
-            *visualize.LIVE_CALIBRATION,
+            *plots.LIVE_RANKING,
+            *plots.LIVE_CALIBRATION,
         ]
     ].tail(14)
-    return [*parts, _image(visualize.live_metrics_figure(history)), _table(shown)]
+    return [*parts, _image(plots.live_metrics_figure(history)), _table(shown)]
 
 
 def _section_calibration(settings: Settings, history: pd.DataFrame) -> list[str]:
@@ -203,7 +203,7 @@ def _section_calibration(settings: Settings, history: pd.DataFrame) -> list[str]
     title = f"Calibration, {dates[0]} to {dates[-1]}"
     return [
         *parts,
-        _image(visualize.calibration_figure(labels, scores, title)),
+        _image(plots.calibration_figure(labels, scores, title)),
         _note(f"Published scores of {len(dates)} dates, {len(labels)} users."),
     ]
 
@@ -224,7 +224,7 @@ def _section_drift(settings: Settings, date: dt.date, line: str) -> list[str]:
     return [
         *parts,
         _note(f"{date} against the training data of {record['model_id'].iloc[0]}. {verdict}"),
-        _image(visualize.drift_figure(record, limit)),
+        _image(plots.drift_figure(record, limit)),
     ]
 
 
@@ -255,7 +255,7 @@ def _section_models(settings: Settings, line: str) -> list[str]:
     return [
         *parts,
         _table(summary),
-        _image(visualize.champion_challenger_figure(bars, f"Holdout metrics, {where}")),
+        _image(plots.champion_challenger_figure(bars, f"Holdout metrics, {where}")),
     ]
 
 

@@ -50,7 +50,8 @@ from scipy.stats import wasserstein_distance
 from scoring import atomic, naming
 from scoring.errors import ConfigError, MissingInputError
 from scoring.features.spec import FeatureSpec
-from scoring.models import registry, train_model
+from scoring.modeling import train
+from scoring.monitoring import registry
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def _probe_scores(
     earlier = train_set[day_of_row != holdout_day]
     if earlier.empty:
         return None
-    probe = train_model.train(
+    probe = train.train(
         earlier, record["model_type"], spec.names, spec.hash, labels=record["labels"]["hash"]
     )
     path = naming.test_set_path(settings, holdout_day, spec.hash)
@@ -230,7 +231,7 @@ def score_reference(
                 "its own training data",
                 model_id,
             )
-            model = train_model.load_model(naming.model_path(settings, model_id))
+            model = train.load_model(naming.model_path(settings, model_id))
             return model.predict_proba(train_set)
         write_score_reference(settings, model_id, scores)
     return pq.read_table(path)["score"].to_numpy()
@@ -240,7 +241,7 @@ def drift_of_date(
     settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date
 ) -> tuple[str, pd.DataFrame]:
     """The current model's id and the drift table of `date` (features and `score`)."""
-    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
     model_id = registry.current_model(settings, line)
     if not model_id:
         raise MissingInputError(f"no current {model_type} model; run scoring daily first")
@@ -254,7 +255,7 @@ def drift_of_date(
     for path in (train_file, test_file):
         if not path.exists():
             raise MissingInputError(f"{path} is needed for the drift of {date} but is missing")
-    model = train_model.load_model(naming.model_path(settings, model_id))
+    model = train.load_model(naming.model_path(settings, model_id))
     reference = pq.read_table(train_file).to_pandas()
     current = pq.read_table(test_file).to_pandas()
     reference_scores = pd.DataFrame(

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from scoring import atomic, naming
 from scoring.data.checks import LabelsSkipped
 from scoring.data.dataset import read_labels
-from scoring.models.evaluate import TOP_FRACTION, evaluate
+from scoring.monitoring.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
 
 COLUMNS = [
