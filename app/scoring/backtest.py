@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from scoring import atomic, naming, pipeline
-from scoring.data.dataset import read_labels
+from scoring.data.labels import read_labels
 from scoring.features.spec import FeatureSpec
 from scoring.monitoring import plots
 from scoring.monitoring.evaluate import TOP_FRACTION, evaluate

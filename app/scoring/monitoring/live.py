@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from scoring import atomic, naming
-from scoring.data.checks import LabelsSkipped
-from scoring.data.dataset import read_labels
+from scoring.data.labels import read_labels
+from scoring.errors import LabelsSkipped
 from scoring.monitoring.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from scoring import atomic, naming
-from scoring.data.dataset import read_labels
+from scoring.data.labels import read_labels
 from scoring.features.spec import FeatureSpec
 from scoring.modeling import train
 from scoring.monitoring import drift, live, plots, registry
