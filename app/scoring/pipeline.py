@@ -17,16 +17,14 @@ from dask import delayed
 
 from scoring import atomic, naming
 from scoring.compute import run_tasks, worker_threads
-from scoring.errors import MissingInputError, ScoringError
+from scoring.errors import ScoringError
 from scoring.features import build
 from scoring.features.spec import FeatureSpec
 from scoring.modeling import predict, train
-from scoring.monitoring import registry
+from scoring.modeling.published import PUBLISHED_KEY, published_record_path, read_published
+from scoring.monitoring import drift, registry
 from scoring.monitoring.evaluate import evaluate
 from scoring.settings import Settings
-
-# Key of the publication record (model, label definition, decision) in score files.
-PUBLISHED_KEY = b"scoring.published"
 
 
 def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
@@ -124,8 +122,6 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     scores it, and so does the production model if it can score that date without having
     seen its labels. The model saved is trained on all dates.
     """
-    from scoring.monitoring import drift  # noqa: PLC0415  (drift reads this module's paths)
-
     dates = train_dates(settings, train_end)
     train_set = pq.read_table(train_set_path(settings, spec, dates)).to_pandas()
     labels = naming.label_hash(settings.lead_window)
@@ -216,21 +212,6 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     # Written last: the metadata with the gate's decision marks the model as complete.
     registry.write_metadata(settings, identifier, record)
     return target
-
-
-def published_record_path(settings: Settings, date: dt.date) -> Path:
-    """What was published for `date`: the file, its model, label definition and decision."""
-    return settings.models_dir / "published" / f"{date.isoformat()}.json"
-
-
-def read_published(settings: Settings, date: dt.date) -> dict | None:
-    path = published_record_path(settings, date)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def published_file(settings: Settings, date: dt.date) -> Path | None:
-    record = read_published(settings, date)
-    return settings.predictions_dir / record["file"] if record else None
 
 
 def serving_model(
@@ -324,14 +305,6 @@ def write_predictions(
             json.dumps(served, indent=2) + "\n", published_record_path(settings, date)
         )
     return target
-
-
-def served_by(path: Path) -> dict:
-    """The publication record in a score file's parquet metadata."""
-    metadata = pq.read_schema(path).metadata or {}
-    if PUBLISHED_KEY not in metadata:
-        raise MissingInputError(f"{path} records no model (written before scores named theirs)")
-    return json.loads(metadata[PUBLISHED_KEY])
 
 
 def _score_partition(model: train.TrainedModel, source: Path, offset: int, size: int) -> pa.Table:

@@ -18,6 +18,7 @@ from scoring import cli, naming, pipeline
 from scoring.errors import ScoringError
 from scoring.features.spec import load_spec
 from scoring.modeling import train as modeling_train
+from scoring.modeling.published import published_file, served_by
 from scoring.monitoring import registry
 from scoring.settings import get_settings
 
@@ -216,11 +217,11 @@ def test_a_rollback_republishes_todays_scores_with_the_chosen_model(data_root, m
     model = modeling_train.load_model(naming.model_path(settings, first))
     features = pq.read_table(naming.test_set_path(settings, settings.today, spec.hash))
     assert np.allclose(scores["target"], model.predict_proba(features.to_pandas()))
-    served = pipeline.served_by(republished)
+    served = served_by(republished)
     assert served["model_id"] == first
     assert served["decision"]["action"] == "rollback"
     assert served["labels"]["lead_window"] == 3
-    assert pipeline.published_file(settings, settings.today) == republished
+    assert published_file(settings, settings.today) == republished
 
 
 def test_a_new_line_worse_than_production_is_not_promoted(data_root, monkeypatch):
