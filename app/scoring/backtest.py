@@ -19,20 +19,6 @@ def backtest_dates(settings: Settings, end: dt.date, count: int, step: int) -> l
     return [end - dt.timedelta(days=step * i) for i in range(count - 1, -1, -1)]
 
 
-def report_path(
-    settings: Settings, spec: FeatureSpec, dates: list[dt.date], model_types: list[str]
-) -> Path:
-    """Named by its dates, the label definition and the models compared, and the features."""
-    content = naming.short_hash(
-        {
-            "rows": naming.train_hash(dates, naming.label_hash(settings.lead_window)),
-            "models": sorted(model_types),
-            "training": [settings.train_days, settings.retrain_every],
-        }
-    )
-    return settings.reports_dir / f"backtest-{min(dates)}-{max(dates)}-{content}-{spec.hash}.md"
-
-
 def _scored_rows(settings, spec, model_types, dates) -> pd.DataFrame:
     frames = []
     for date in dates:
@@ -68,7 +54,7 @@ def write_backtest(
             for (date, model_type), rows in scored.groupby(["date", "model_type"], sort=True)
         ]
     )
-    target = report_path(settings, spec, dates, model_types)
+    target = naming.backtest_report_path(settings, dates, model_types, spec.hash)
     stem = target.stem
     figures = {
         "AUC by date": plots.plot_metric_by_date(

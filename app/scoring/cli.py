@@ -40,7 +40,7 @@ class _ShortScoringErrors(logging.Filter):
         return True
 
 
-def run_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
+def build_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
     """Build `tasks` with luigi; returns the process exit code."""
     _failures.clear()
     options: dict[str, object] = {
@@ -96,20 +96,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     train_end = args.train_end or settings.train_end_for(settings.today)
-    return run_tasks([TrainModel(model_type=args.model_type or None, train_end=train_end)], args)
+    return build_tasks([TrainModel(model_type=args.model_type or None, train_end=train_end)], args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from scoring.tasks import Predict  # noqa: PLC0415
 
-    return run_tasks([Predict(date=args.date, model_type=args.model_type or None)], args)
+    return build_tasks([Predict(date=args.date, model_type=args.model_type or None)], args)
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
     from scoring.tasks import DailyBackfill  # noqa: PLC0415
 
     task = DailyBackfill(date=args.until, days_back=args.days_back, model_type=args.model_type)
-    code = run_tasks([task], args)
+    code = build_tasks([task], args)
     if code:
         return code
     # The scores are published by now; drift of the date is reported as its own status.
@@ -147,7 +147,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     settings = get_settings()
     end = args.end or settings.latest_labelled_date(settings.today)
     task = Backtest(end=end, count=args.count, step=args.step, model_types=tuple(args.models))
-    code = run_tasks([task], args)
+    code = build_tasks([task], args)
     if code == 0:
         print(task.output().path)
     return code

@@ -248,3 +248,27 @@ def model_of_predictions(prediction: Path, date: dt.date) -> str:
 
 def score_reference_path(settings: Settings, model_identifier: str) -> Path:
     return settings.models_dir / "drift-reference" / f"{model_identifier}.parquet"
+
+
+def report_path(settings: Settings, line: str, date: dt.date) -> Path:
+    """The monitoring report of a line of models on `date` (HTML)."""
+    return settings.reports_dir / f"monitoring-{date.isoformat()}-{line}.html"
+
+
+def drift_table_path(settings: Settings, date: dt.date) -> Path:
+    """The drift of `date` as `scoring drift` computes it, one row per feature (CSV)."""
+    return settings.reports_dir / f"drift-{date.isoformat()}.csv"
+
+
+def backtest_report_path(
+    settings: Settings, dates: list[dt.date], model_types: list[str], feature_hash: str
+) -> Path:
+    """Named by its dates, the label definition and the models compared, and the features."""
+    content = short_hash(
+        {
+            "rows": train_hash(dates, label_hash(settings.lead_window)),
+            "models": sorted(model_types),
+            "training": [settings.train_days, settings.retrain_every],
+        }
+    )
+    return settings.reports_dir / f"backtest-{min(dates)}-{max(dates)}-{content}-{feature_hash}.md"

@@ -37,12 +37,6 @@ def train_set_hash(settings: Settings, dates: list[dt.date]) -> str:
     return naming.train_hash(dates, labels, naming.training_skips(settings, dates))
 
 
-def train_set_path(settings: Settings, spec: FeatureSpec, dates: list[dt.date]) -> Path:
-    return naming.train_set_path(
-        settings, dates, spec.hash, naming.label_hash(settings.lead_window)
-    )
-
-
 def model_identifier(
     settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date
 ) -> str:
@@ -92,7 +86,9 @@ def write_train_set(
     settings: Settings, spec: FeatureSpec, dates: list[dt.date], progress: bool = True
 ) -> Path:
     """Stack the test sets of `dates` with their labels; each date is one Dask task."""
-    target = train_set_path(settings, spec, dates)
+    target = naming.train_set_path(
+        settings, dates, spec.hash, naming.label_hash(settings.lead_window)
+    )
     tasks = [delayed(_labelled_test_set)(settings, spec, d) for d in dates]
     labelled = run_tasks(settings, tasks, "labelled dates", progress)
     atomic.write_parquet(pa.concat_tables(labelled), target)
@@ -123,8 +119,8 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     seen its labels. The model saved is trained on all dates.
     """
     dates = train_dates(settings, train_end)
-    train_set = pq.read_table(train_set_path(settings, spec, dates)).to_pandas()
     labels = naming.label_hash(settings.lead_window)
+    train_set = pq.read_table(naming.train_set_path(settings, dates, spec.hash, labels)).to_pandas()
     identifier = model_identifier(settings, spec, model_type, train_end)
     line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
     holdout_day = max(dates)

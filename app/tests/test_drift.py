@@ -96,7 +96,7 @@ def test_drift_command_exit_status(data_root, capsys):
     settings = get_settings()
     assert cli.main(["daily", "--local-scheduler", "--days-back", "0"]) == 0
     assert cli.main(["drift"]) == 0  # the scored day looks like the training data
-    assert drift.report_path(settings, settings.today).exists()
+    assert naming.drift_table_path(settings, settings.today).exists()
     capsys.readouterr()
 
     # A synthetic drift: the day's users suddenly search ten times as much.

@@ -44,7 +44,9 @@ def _train(train_end, shuffle=False):
     spec = load_spec(settings)
     assert luigi.build([TrainSet(train_end=train_end)], local_scheduler=True, log_level="WARNING")
     if shuffle:
-        path = pipeline.train_set_path(settings, spec, pipeline.train_dates(settings, train_end))
+        labels = naming.label_hash(settings.lead_window)
+        dates = pipeline.train_dates(settings, train_end)
+        path = naming.train_set_path(settings, dates, spec.hash, labels)
         table = pq.read_table(path)
         shuffled = np.random.default_rng(0).permutation(table["target"].to_numpy())
         index = table.schema.get_field_index("target")
@@ -70,8 +72,11 @@ def test_metadata_beside_each_model(data_root):
     assert record["train_end"] == FIRST.isoformat()
     assert record["train_start"] == (FIRST - dt.timedelta(days=3)).isoformat()
     train = pq.read_table(
-        pipeline.train_set_path(
-            settings, load_spec(settings), pipeline.train_dates(settings, FIRST)
+        naming.train_set_path(
+            settings,
+            pipeline.train_dates(settings, FIRST),
+            load_spec(settings).hash,
+            naming.label_hash(settings.lead_window),
         )
     )
     assert record["train_rows"] == train.num_rows

@@ -183,10 +183,6 @@ def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[st
     return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
 
 
-def report_path(settings: Settings, date: dt.date) -> Path:
-    return settings.reports_dir / f"drift-{date.isoformat()}.csv"
-
-
 def write_score_reference(settings: Settings, model_id: str, scores) -> Path:
     """Keep out-of-sample scores of a model as the reference of its score's drift."""
     target = naming.score_reference_path(settings, model_id)
@@ -269,5 +265,5 @@ def drift_of_date(
         ],
         ignore_index=True,
     ).sort_values("psi", ascending=False, ignore_index=True)
-    atomic.write_text(table.to_csv(index=False), report_path(settings, date))
+    atomic.write_text(table.to_csv(index=False), naming.drift_table_path(settings, date))
     return model_id, table

@@ -103,10 +103,6 @@ def line_for(settings: Settings, spec: FeatureSpec, model_type: str) -> str:
     return registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
 
 
-def report_path(settings: Settings, line: str, date: dt.date) -> Path:
-    return settings.reports_dir / f"monitoring-{date.isoformat()}-{line}.html"
-
-
 def line_history(settings: Settings, line: str) -> pd.DataFrame:
     """Live-evaluation rows of the models of `line`, oldest date first."""
     models = {m["model_id"] for m in registry.list_models(settings) if m["line"] == line}
@@ -287,7 +283,7 @@ STATE = re.compile(r'<meta name="scoring-state" content="([0-9a-f]+)">')
 
 
 def is_current(settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date) -> bool:
-    path = report_path(settings, line_for(settings, spec, model_type), date)
+    path = naming.report_path(settings, line_for(settings, spec, model_type), date)
     if not path.exists():
         return False
     found = STATE.search(path.read_text())
@@ -325,6 +321,6 @@ def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: d
         + "\n".join(body)
         + "\n</body></html>\n"
     )
-    target = report_path(settings, line, date)
+    target = naming.report_path(settings, line, date)
     atomic.write_text(document, target)
     return target
