@@ -39,11 +39,12 @@ images: ## Build the test host images from Debian packages (cached by recipe)
 	molecule/images/build
 
 .PHONY: lint
-lint: venv ## ansible-lint (production profile), yamllint, ruff
+lint: venv ## ansible-lint (production profile), yamllint, ruff, import-linter (app layers)
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd app && PYTHONPATH=$(CURDIR)/app $(CURDIR)/$(BIN)/lint-imports --no-cache
 
 .PHONY: pytest
 pytest: venv ## Controller-side and application tests

@@ -196,8 +196,8 @@ def run_slide_core_ours(context: Context) -> dict:
     leaving partials, slides and writes the new state, all in this process.
     """
     from scoring import atomic  # noqa: PLC0415
-    from scoring.data import dataset  # noqa: PLC0415
-    from scoring.features import build, daily, window  # noqa: PLC0415
+    from scoring.data import dataset, partials  # noqa: PLC0415
+    from scoring.features import build, window  # noqa: PLC0415
 
     _clear_today(context)
     raw = context.naming.raw_events_path(context.settings, context.cutoff)
@@ -205,7 +205,7 @@ def run_slide_core_ours(context: Context) -> dict:
     target = context.out / "slide-core-ours.arrow"
 
     def work():
-        partial = daily.daily_partial(dataset.read_events(raw, context.cutoff), context.cutoff)
+        partial = partials.daily_partial(dataset.read_events(raw, context.cutoff), context.cutoff)
         atomic.write_parquet(partial, context.partial_path(context.cutoff), **atomic.FAST_PARQUET)
         leaving = {w: build.read_partial(context.settings, d) for w, d in _leaving_days(context)}
         state = window.slide_state(
@@ -378,9 +378,9 @@ def run_job_test_set_duckdb(context: Context) -> dict:
 def run_job_predict_duckdb(context: Context) -> dict:
     """The plain script: pandas reads the test set, scikit-learn scores, pandas writes."""
     import pandas as pd  # noqa: PLC0415
-    from scoring.models import train_model  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
 
-    model = train_model.load_model(
+    model = train.load_model(
         context.naming.model_path(context.settings, context.model_identifier())
     )
 
@@ -414,7 +414,7 @@ def run_prepare(context: Context) -> dict:
     """Generate raw data (once), yesterday's state, a trained model, the peer's state copy."""
     events, users = json.loads((context.root / "request.json").read_text())
     from scoring.features import build  # noqa: PLC0415
-    from scoring.models import train_model  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
 
     settings, spec = context.settings, context.spec
     marker = context.root / "generated.json"
@@ -432,9 +432,7 @@ def run_prepare(context: Context) -> dict:
         features = build.build_features(settings, spec, previous_date, "incremental", False)
         labelled = build.add_labels(settings, features, previous_date).to_pandas()
         sample = labelled.sample(min(len(labelled), TRAIN_ROWS), random_state=0)
-        train_model.save_model(
-            train_model.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path
-        )
+        train.save_model(train.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path)
     window_events = sum(pq.read_metadata(f).num_rows for f in context.window_files(context.date))
     return {"seconds": 0.0, "events": window_events}
 
@@ -486,7 +484,7 @@ def run_backfill(context: Context) -> dict:
     """90 dates from raw only: partials (Dask), first window (Dask), then date by date."""
     from scoring import pipeline  # noqa: PLC0415
     from scoring.features import build  # noqa: PLC0415
-    from scoring.models import train_model  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
 
     workers = int(os.environ["BENCH_WORKERS"])
     settings, spec = context.settings, context.spec
@@ -510,9 +508,7 @@ def run_backfill(context: Context) -> dict:
         features = build.build_features(settings, spec, first, "incremental", False)
         labelled = build.add_labels(settings, features, first).to_pandas()
         sample = labelled.sample(min(len(labelled), TRAIN_ROWS), random_state=0)
-        train_model.save_model(
-            train_model.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path
-        )
+        train.save_model(train.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path)
     times.update({"slides": 0.0, "test sets": 0.0, "predictions": 0.0})
     for date in dates:
         if date != first:

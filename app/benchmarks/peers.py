@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scoring import naming
+from scoring.data.partials import ALL_COLUMN, COUNT_COLUMNS, day_number
 from scoring.data.schema import EVENT_TYPES
-from scoring.features.daily import ALL_COLUMN, COUNT_COLUMNS, day_number
 from scoring.features.spec import ALL_EVENTS, LAST_DAY, FeatureSpec, active_column
 
 # HUGEINT has 128 bits: one per day of age, so windows up to 127 days fit in one bitmap.

@@ -8,29 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from scoring import atomic, naming, pipeline
-from scoring.data.dataset import read_labels
+from scoring.data.labels import read_labels
 from scoring.features.spec import FeatureSpec
-from scoring.models.evaluate import TOP_FRACTION, evaluate
+from scoring.monitoring import plots
+from scoring.monitoring.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
-from scoring.visualization import visualize
 
 
 def backtest_dates(settings: Settings, end: dt.date, count: int, step: int) -> list[dt.date]:
     return [end - dt.timedelta(days=step * i) for i in range(count - 1, -1, -1)]
-
-
-def report_path(
-    settings: Settings, spec: FeatureSpec, dates: list[dt.date], model_types: list[str]
-) -> Path:
-    """Named by its dates, the label definition and the models compared, and the features."""
-    content = naming.short_hash(
-        {
-            "rows": naming.train_hash(dates, naming.label_hash(settings.lead_window)),
-            "models": sorted(model_types),
-            "training": [settings.train_days, settings.retrain_every],
-        }
-    )
-    return settings.reports_dir / f"backtest-{min(dates)}-{max(dates)}-{content}-{spec.hash}.md"
 
 
 def _scored_rows(settings, spec, model_types, dates) -> pd.DataFrame:
@@ -68,20 +54,20 @@ def write_backtest(
             for (date, model_type), rows in scored.groupby(["date", "model_type"], sort=True)
         ]
     )
-    target = report_path(settings, spec, dates, model_types)
+    target = naming.backtest_report_path(settings, dates, model_types, spec.hash)
     stem = target.stem
     figures = {
-        "AUC by date": visualize.plot_metric_by_date(
+        "AUC by date": plots.plot_metric_by_date(
             metrics, "auc", settings.figures_dir / f"{stem}-auc.png"
         ),
-        "Lift in the top 5% by date": visualize.plot_metric_by_date(
+        "Lift in the top 5% by date": plots.plot_metric_by_date(
             metrics, "lift_at_k", settings.figures_dir / f"{stem}-lift.png"
         ),
-        "ROC": visualize.plot_roc(scored, settings.figures_dir / f"{stem}-roc.png"),
-        "Cumulative gain": visualize.plot_cumulative_gain(
+        "ROC": plots.plot_roc(scored, settings.figures_dir / f"{stem}-roc.png"),
+        "Cumulative gain": plots.plot_cumulative_gain(
             scored, settings.figures_dir / f"{stem}-gain.png"
         ),
-        "Calibration": visualize.plot_calibration(
+        "Calibration": plots.plot_calibration(
             scored, settings.figures_dir / f"{stem}-calibration.png"
         ),
     }

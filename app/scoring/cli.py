@@ -40,7 +40,7 @@ class _ShortScoringErrors(logging.Filter):
         return True
 
 
-def run_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
+def build_tasks(tasks: list[luigi.Task], args: argparse.Namespace) -> int:
     """Build `tasks` with luigi; returns the process exit code."""
     _failures.clear()
     options: dict[str, object] = {
@@ -96,20 +96,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     train_end = args.train_end or settings.train_end_for(settings.today)
-    return run_tasks([TrainModel(model_type=args.model_type or None, train_end=train_end)], args)
+    return build_tasks([TrainModel(model_type=args.model_type or None, train_end=train_end)], args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from scoring.tasks import Predict  # noqa: PLC0415
 
-    return run_tasks([Predict(date=args.date, model_type=args.model_type or None)], args)
+    return build_tasks([Predict(date=args.date, model_type=args.model_type or None)], args)
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
     from scoring.tasks import DailyBackfill  # noqa: PLC0415
 
     task = DailyBackfill(date=args.until, days_back=args.days_back, model_type=args.model_type)
-    code = run_tasks([task], args)
+    code = build_tasks([task], args)
     if code:
         return code
     # The scores are published by now; drift of the date is reported as its own status.
@@ -119,9 +119,8 @@ def cmd_daily(args: argparse.Namespace) -> int:
 def _drift_status(date: dt.date, model_type: str) -> int:
     """EXIT_DRIFT, with one error line, if the recorded drift of `date` is above the
     threshold; 0 otherwise."""
-    from scoring import report  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import drift  # noqa: PLC0415
+    from scoring.monitoring import drift, report  # noqa: PLC0415
 
     settings = get_settings()
     line = report.line_for(settings, load_spec(settings), model_type)
@@ -148,14 +147,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     settings = get_settings()
     end = args.end or settings.latest_labelled_date(settings.today)
     task = Backtest(end=end, count=args.count, step=args.step, model_types=tuple(args.models))
-    code = run_tasks([task], args)
+    code = build_tasks([task], args)
     if code == 0:
         print(task.output().path)
     return code
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     settings = get_settings()
     if args.action in {"promote", "rollback"}:
@@ -205,7 +204,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _print_history(settings) -> None:
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     history = registry.read_history(settings)
     print(f"decisions ({registry.history_path(settings)}), newest last:")
@@ -222,7 +221,7 @@ def _republish(settings, entry: dict) -> str:
     """Score today with the model that just became production and publish it."""
     from scoring import naming, pipeline  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import registry  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
 
     spec = load_spec(settings)
     today = settings.today
@@ -245,14 +244,14 @@ def _republish(settings, entry: dict) -> str:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from scoring.features.spec import load_spec  # noqa: PLC0415
-    from scoring.models import drift  # noqa: PLC0415
+    from scoring.monitoring import drift  # noqa: PLC0415
 
     settings = get_settings()
     date = args.date or settings.today
     model_type = args.model_type or settings.model_type
     model_id, table = drift.drift_of_date(settings, load_spec(settings), model_type, date)
     if args.record:
-        from scoring import report  # noqa: PLC0415
+        from scoring.monitoring import report  # noqa: PLC0415
 
         report.record_drift(settings, date, model_id, table)
     limit, distance = drift.threshold(), drift.wasserstein_threshold()
@@ -274,8 +273,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from scoring import report  # noqa: PLC0415
     from scoring.features.spec import load_spec  # noqa: PLC0415
+    from scoring.monitoring import report  # noqa: PLC0415
 
     settings = get_settings()
     model_type = args.model_type or settings.model_type

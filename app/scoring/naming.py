@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from scoring import fingerprints
 from scoring.settings import Settings
 
 HASH_LENGTH = 8
@@ -76,17 +77,48 @@ def train_hash(
 #
 # A raw day left out under the skip policy changes what is built from it, so it is part of
 # the names: every output gets a suffix that covers the gaps among its inputs, and an
-# output without gaps keeps its plain name. Gaps count while they stand (checks.skipped):
+# output without gaps keeps its plain name. Gaps count while they stand (standing_gaps):
 # back under `fail`, or once the day has arrived, the names are the clean ones again and
 # the outputs are built anew from the checked day.
 
 Inputs = set[tuple[str, dt.date]]
 
 
-def _standing(settings: Settings) -> Inputs:
-    from scoring.data import checks  # noqa: PLC0415  (the checks name files through here)
+# The raw inputs, each one file a day.
+INPUTS = ("events", "conversions", "users")
 
-    return checks.skipped(settings)
+
+def raw_path(settings: Settings, kind: str, day: dt.date) -> Path:
+    if kind == "events":
+        return raw_events_path(settings, day)
+    if kind == "conversions":
+        return raw_conversions_path(settings, day)
+    return raw_users_path(settings, day)
+
+
+def gap_path(settings: Settings, day: dt.date, kind: str = "events") -> Path:
+    """The record of a raw day the checks left out (data.gaps writes it)."""
+    prefix = "" if kind == "events" else f"{kind}-"
+    return settings.interim_dir / "gaps" / f"{prefix}{day.isoformat()}.json"
+
+
+def standing_gaps(settings: Settings) -> Inputs:
+    """The (input, day) gaps that stand: the policy is skip and the raw file is the one the
+    gap was recorded for (a day that arrived or was delivered again is checked anew)."""
+    if settings.raw_day_policy != "skip":
+        return set()
+    standing = set()
+    for path in sorted((settings.interim_dir / "gaps").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            kind, day = record.get("input", "events"), dt.date.fromisoformat(record["day"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged record stands for nothing: the day is checked again
+        if kind in INPUTS and record.get("fingerprint") == fingerprints.fingerprint(
+            raw_path(settings, kind, day)
+        ):
+            standing.add((kind, day))
+    return standing
 
 
 def feature_inputs(settings: Settings, date: dt.date, users: bool = True) -> Inputs:
@@ -103,7 +135,7 @@ def label_inputs(settings: Settings, date: dt.date) -> Inputs:
 
 
 def skips_among(settings: Settings, inputs: Inputs) -> list[tuple[str, str]]:
-    standing = _standing(settings)
+    standing = standing_gaps(settings)
     return sorted((kind, day.isoformat()) for kind, day in standing & inputs)
 
 
@@ -216,3 +248,27 @@ def model_of_predictions(prediction: Path, date: dt.date) -> str:
 
 def score_reference_path(settings: Settings, model_identifier: str) -> Path:
     return settings.models_dir / "drift-reference" / f"{model_identifier}.parquet"
+
+
+def report_path(settings: Settings, line: str, date: dt.date) -> Path:
+    """The monitoring report of a line of models on `date` (HTML)."""
+    return settings.reports_dir / f"monitoring-{date.isoformat()}-{line}.html"
+
+
+def drift_table_path(settings: Settings, date: dt.date) -> Path:
+    """The drift of `date` as `scoring drift` computes it, one row per feature (CSV)."""
+    return settings.reports_dir / f"drift-{date.isoformat()}.csv"
+
+
+def backtest_report_path(
+    settings: Settings, dates: list[dt.date], model_types: list[str], feature_hash: str
+) -> Path:
+    """Named by its dates, the label definition and the models compared, and the features."""
+    content = short_hash(
+        {
+            "rows": train_hash(dates, label_hash(settings.lead_window)),
+            "models": sorted(model_types),
+            "training": [settings.train_days, settings.retrain_every],
+        }
+    )
+    return settings.reports_dir / f"backtest-{min(dates)}-{max(dates)}-{content}-{feature_hash}.md"

@@ -17,15 +17,14 @@ from dask import delayed
 
 from scoring import atomic, naming
 from scoring.compute import run_tasks, worker_threads
-from scoring.errors import MissingInputError, ScoringError
+from scoring.errors import ScoringError
 from scoring.features import build
 from scoring.features.spec import FeatureSpec
-from scoring.models import predict_model, registry, train_model
-from scoring.models.evaluate import evaluate
+from scoring.modeling import predict, train
+from scoring.modeling.published import PUBLISHED_KEY, published_record_path, read_published
+from scoring.monitoring import drift, registry
+from scoring.monitoring.evaluate import evaluate
 from scoring.settings import Settings
-
-# Key of the publication record (model, label definition, decision) in score files.
-PUBLISHED_KEY = b"scoring.published"
 
 
 def train_dates(settings: Settings, train_end: dt.date) -> list[dt.date]:
@@ -38,16 +37,10 @@ def train_set_hash(settings: Settings, dates: list[dt.date]) -> str:
     return naming.train_hash(dates, labels, naming.training_skips(settings, dates))
 
 
-def train_set_path(settings: Settings, spec: FeatureSpec, dates: list[dt.date]) -> Path:
-    return naming.train_set_path(
-        settings, dates, spec.hash, naming.label_hash(settings.lead_window)
-    )
-
-
 def model_identifier(
     settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date
 ) -> str:
-    params = train_model.model_params(model_type)
+    params = train.model_params(model_type)
     dates = train_dates(settings, train_end)
     return naming.model_id(model_type, params, train_set_hash(settings, dates), spec.hash)
 
@@ -93,7 +86,9 @@ def write_train_set(
     settings: Settings, spec: FeatureSpec, dates: list[dt.date], progress: bool = True
 ) -> Path:
     """Stack the test sets of `dates` with their labels; each date is one Dask task."""
-    target = train_set_path(settings, spec, dates)
+    target = naming.train_set_path(
+        settings, dates, spec.hash, naming.label_hash(settings.lead_window)
+    )
     tasks = [delayed(_labelled_test_set)(settings, spec, d) for d in dates]
     labelled = run_tasks(settings, tasks, "labelled dates", progress)
     atomic.write_parquet(pa.concat_tables(labelled), target)
@@ -123,13 +118,11 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     scores it, and so does the production model if it can score that date without having
     seen its labels. The model saved is trained on all dates.
     """
-    from scoring.models import drift  # noqa: PLC0415  (drift reads this module's paths)
-
     dates = train_dates(settings, train_end)
-    train_set = pq.read_table(train_set_path(settings, spec, dates)).to_pandas()
     labels = naming.label_hash(settings.lead_window)
+    train_set = pq.read_table(naming.train_set_path(settings, dates, spec.hash, labels)).to_pandas()
     identifier = model_identifier(settings, spec, model_type, train_end)
-    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
     holdout_day = max(dates)
     day_of_row = pd.to_datetime(train_set["date"]).dt.date
     # Dates with rows only: a date whose labels were skipped has none in the train set.
@@ -141,7 +134,7 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     holdout = _labelled_test_set(settings, spec, holdout_day).to_pandas()
     metrics = None
     if probe_dates:
-        probe = train_model.train(earlier, model_type, spec.names, spec.hash, labels=labels)
+        probe = train.train(earlier, model_type, spec.names, spec.hash, labels=labels)
         metrics = evaluate(holdout["target"], probe.predict_proba(holdout)).as_dict()
     # The score's drift reference: a model of every training date but the holdout scores the
     # holdout. The embargo keeps the gate's judgement fair, but a probe trained on fewer
@@ -151,7 +144,7 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
         reference = (
             probe
             if reference_dates == probe_dates
-            else train_model.train(
+            else train.train(
                 train_set[day_of_row.isin(reference_dates)],
                 model_type,
                 spec.names,
@@ -175,12 +168,12 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
             raise registry.ChampionError(
                 f"production model {champion['model_id']} has metadata but no model file {path}"
             )
-        current = train_model.load_model(path)
+        current = train.load_model(path)
         return evaluate(holdout["target"], current.predict_proba(holdout)).as_dict()
 
-    model = train_model.train(train_set, model_type, spec.names, spec.hash, labels=labels)
+    model = train.train(train_set, model_type, spec.names, spec.hash, labels=labels)
     target = naming.model_path(settings, identifier)
-    train_model.save_model(model, target)
+    train.save_model(model, target)
     record = {
         "model_id": identifier,
         "model_type": model_type,
@@ -217,21 +210,6 @@ def write_model(settings: Settings, spec: FeatureSpec, model_type: str, train_en
     return target
 
 
-def published_record_path(settings: Settings, date: dt.date) -> Path:
-    """What was published for `date`: the file, its model, label definition and decision."""
-    return settings.models_dir / "published" / f"{date.isoformat()}.json"
-
-
-def read_published(settings: Settings, date: dt.date) -> dict | None:
-    path = published_record_path(settings, date)
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def published_file(settings: Settings, date: dt.date) -> Path | None:
-    record = read_published(settings, date)
-    return settings.predictions_dir / record["file"] if record else None
-
-
 def serving_model(
     settings: Settings, spec: FeatureSpec, model_type: str, train_end: dt.date, date: dt.date
 ) -> str:
@@ -249,9 +227,7 @@ def serving_model(
             return trained
         record = registry.read_record(settings, current)
         if record["features"]["hash"] != spec.hash:
-            line = registry.line_of(
-                settings, model_type, train_model.model_params(model_type), spec.hash
-            )
+            line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
             raise NotServableError(
                 f"production model {current} uses the feature list "
                 f"{record['features']['hash']}, this configuration {spec.hash}; promote a "
@@ -260,7 +236,7 @@ def serving_model(
             )
         return current
     published = read_published(settings, date)
-    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
     if published and published.get("line") == line:
         return published["model_id"]
     record = registry.read_metadata(settings, trained)
@@ -287,7 +263,7 @@ def write_predictions(
     progress: bool = True,
 ) -> Path:
     identifier = serving_model(settings, spec, model_type, train_end, date)
-    model = train_model.load_model(naming.model_path(settings, identifier))
+    model = train.load_model(naming.model_path(settings, identifier))
     source = naming.test_set_path(settings, date, spec.hash)
     # One partition of users per thread of the cluster's workers, each a Dask task that
     # reads its rows of the test set itself (the graph holds the model and a path, not the
@@ -327,19 +303,9 @@ def write_predictions(
     return target
 
 
-def served_by(path: Path) -> dict:
-    """The publication record in a score file's parquet metadata."""
-    metadata = pq.read_schema(path).metadata or {}
-    if PUBLISHED_KEY not in metadata:
-        raise MissingInputError(f"{path} records no model (written before scores named theirs)")
-    return json.loads(metadata[PUBLISHED_KEY])
-
-
-def _score_partition(
-    model: train_model.TrainedModel, source: Path, offset: int, size: int
-) -> pa.Table:
+def _score_partition(model: train.TrainedModel, source: Path, offset: int, size: int) -> pa.Table:
     features = read_rows(source, offset, size)
-    return predict_model.predict_table(model, features, threads=1)
+    return predict.predict_table(model, features, threads=1)
 
 
 def read_predictions(

@@ -84,7 +84,7 @@ def run_pipeline(local_scheduler: bool) -> list[str]:
         targets = scores["target"].to_numpy()
         _check(bool(((targets >= 0) & (targets <= 1)).all()), "scores outside [0, 1]")
         dates = backtest.backtest_dates(settings, end, 2, 3)
-        report = backtest.report_path(settings, spec, dates, ["hgb", "activity"])
+        report = naming.backtest_report_path(settings, dates, ["hgb", "activity"], spec.hash)
         _check(report.exists(), f"missing backtest report {report}")
         figures = list(settings.figures_dir.glob("*.png"))
         _check(len(figures) >= 5, f"expected 5 figures, found {len(figures)}")

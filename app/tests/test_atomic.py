@@ -8,8 +8,7 @@ import textwrap
 import luigi
 import pyarrow.parquet as pq
 import pytest
-from scoring import atomic, naming
-from scoring.data import checks
+from scoring import atomic, fingerprints, naming
 from scoring.tasks import DailyPartials
 
 DAY = dt.date(2026, 1, 20)
@@ -66,7 +65,7 @@ def test_exception_inside_the_block_removes_the_temporary(tmp_path):
 def test_luigi_task_failing_halfway_leaves_nothing_and_reruns(data_root, monkeypatch):
     """No temporary is left, by the failed run or the next; the next keeps the raw file's
     fingerprint (the raw file counts as settled at once, however fast the test runs)."""
-    monkeypatch.setattr(checks, "RACY_NS", 0)
+    monkeypatch.setattr(fingerprints, "RACY_NS", 0)
     real_write = pq.write_table
 
     def write_half_then_fail(table, where, **kwargs):

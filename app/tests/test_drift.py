@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from scoring import cli, naming
 from scoring.features.spec import load_spec
-from scoring.models import drift, registry
+from scoring.modeling import train
+from scoring.monitoring import drift, registry
 from scoring.settings import get_settings
 
 ROWS = 5000
@@ -95,7 +96,7 @@ def test_drift_command_exit_status(data_root, capsys):
     settings = get_settings()
     assert cli.main(["daily", "--local-scheduler", "--days-back", "0"]) == 0
     assert cli.main(["drift"]) == 0  # the scored day looks like the training data
-    assert drift.report_path(settings, settings.today).exists()
+    assert naming.drift_table_path(settings, settings.today).exists()
     capsys.readouterr()
 
     # A synthetic drift: the day's users suddenly search ten times as much.
@@ -116,7 +117,7 @@ def test_the_score_reference_is_out_of_sample(data_root):
     settings = get_settings()
     assert cli.main(["daily", "--local-scheduler", "--days-back", "0"]) == 0
     spec = load_spec(settings)
-    line = registry.line_of(settings, "hgb", drift.train_model.model_params("hgb"), spec.hash)
+    line = registry.line_of(settings, "hgb", train.model_params("hgb"), spec.hash)
     model_id = registry.current_model(settings, line)
     record = registry.read_metadata(settings, model_id)
     kept = pq.read_table(naming.score_reference_path(settings, model_id))["score"].to_numpy()
@@ -124,7 +125,7 @@ def test_the_score_reference_is_out_of_sample(data_root):
         naming.test_set_path(settings, pd.Timestamp(record["holdout_date"]).date(), spec.hash)
     )
     assert kept.size == holdout.num_rows
-    model = drift.train_model.load_model(naming.model_path(settings, model_id))
+    model = train.load_model(naming.model_path(settings, model_id))
     in_sample = model.predict_proba(holdout.to_pandas())
     assert not np.allclose(kept, in_sample)
     # Without the kept file (a model from before), the same scores are computed again.

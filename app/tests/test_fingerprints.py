@@ -8,8 +8,9 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-from scoring import naming
+from scoring import fingerprints, naming
 from scoring.data import checks
+from scoring.errors import RawDayError
 from scoring.features import build
 from scoring.settings import get_settings
 
@@ -20,20 +21,20 @@ DAY = dt.date(2026, 1, 27)
 def hashed(monkeypatch):
     """The files hashed (read in full) while the test runs."""
     calls = []
-    real = checks.hash_file
+    real = fingerprints.hash_file
 
     def spy(path):
         calls.append(path.name)
         return real(path)
 
-    monkeypatch.setattr(checks, "hash_file", spy)
+    monkeypatch.setattr(fingerprints, "hash_file", spy)
     return calls
 
 
 @pytest.fixture
 def settled(monkeypatch):
     """Files written by the test count as settled at once (no racy interval)."""
-    monkeypatch.setattr(checks, "RACY_NS", 0)
+    monkeypatch.setattr(fingerprints, "RACY_NS", 0)
 
 
 def _wait_for_new_ctime(path, old_ctime_ns, mtime_ns):
@@ -64,12 +65,12 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, hashed, settled):
     raw = tmp_path / "day.parquet"
     raw.write_bytes(b"events of one day")
     cache_file = tmp_path / "fingerprints.json"
-    first = checks.FingerprintCache(cache_file)
+    first = fingerprints.FingerprintCache(cache_file)
     value = first.fingerprint(raw)
     first.save()
     assert hashed == ["day.parquet"]
     # A later run (a new process): the kept fingerprint, without reading the file.
-    assert checks.FingerprintCache(cache_file).fingerprint(raw) == value
+    assert fingerprints.FingerprintCache(cache_file).fingerprint(raw) == value
     assert hashed == ["day.parquet"]
 
 
@@ -77,19 +78,19 @@ def test_a_rewrite_with_its_old_mtime_restored_is_detected(tmp_path, hashed, set
     raw = tmp_path / "day.parquet"
     raw.write_bytes(b"events of one day")
     cache_file = tmp_path / "fingerprints.json"
-    cache = checks.FingerprintCache(cache_file)
+    cache = fingerprints.FingerprintCache(cache_file)
     before = cache.fingerprint(raw)
     cache.save()
     _rewrite_in_place_keeping_mtime(raw)
-    assert checks.FingerprintCache(cache_file).fingerprint(raw) != before
+    assert fingerprints.FingerprintCache(cache_file).fingerprint(raw) != before
     assert cache.fingerprint(raw) != before
-    assert checks.fingerprint(raw) == checks.hash_file(raw)  # this process's memory too
+    assert fingerprints.fingerprint(raw) == fingerprints.hash_file(raw)  # this process's memory too
 
 
 def test_a_replacement_by_rename_is_detected(tmp_path, settled):
     raw = tmp_path / "day.parquet"
     raw.write_bytes(b"events of one day")
-    cache = checks.FingerprintCache(tmp_path / "fingerprints.json")
+    cache = fingerprints.FingerprintCache(tmp_path / "fingerprints.json")
     before = cache.fingerprint(raw)
     stat = raw.stat()
     replacement = tmp_path / ".day.parquet.new"
@@ -115,29 +116,31 @@ def test_a_corrupt_cache_file_means_hashing_again(tmp_path, hashed, settled, con
     raw.write_bytes(b"events of one day")
     cache_file = tmp_path / "fingerprints.json"
     cache_file.write_bytes(content)
-    cache = checks.FingerprintCache(cache_file)
-    assert cache.fingerprint(raw) == checks.hash_file(raw)
+    cache = fingerprints.FingerprintCache(cache_file)
+    assert cache.fingerprint(raw) == fingerprints.hash_file(raw)
     cache.save()  # replaces the bad file
-    assert json.loads(cache_file.read_text())["version"] == checks.CACHE_VERSION
+    assert json.loads(cache_file.read_text())["version"] == fingerprints.CACHE_VERSION
 
 
 def test_a_malformed_entry_is_not_trusted(tmp_path, hashed, settled):
     raw = tmp_path / "day.parquet"
     raw.write_bytes(b"events of one day")
-    key = list(checks.stat_key(raw.stat()))
+    key = list(fingerprints.stat_key(raw.stat()))
     cache_file = tmp_path / "fingerprints.json"
     bad = [
         {"key": key, "value": "not hex at all!!"},
         {"key": key, "value": ""},
-        {"key": key, "value": checks.ABSENT},
+        {"key": key, "value": fingerprints.ABSENT},
         {"key": key[:4], "value": "0" * 16},
         {"key": [*key[:4], "x"], "value": "0" * 16},
         {"key": key, "value": 7},
     ]
     for entry in bad:
-        payload = {"version": checks.CACHE_VERSION, "raw": {str(raw.absolute()): entry}}
+        payload = {"version": fingerprints.CACHE_VERSION, "raw": {str(raw.absolute()): entry}}
         cache_file.write_text(json.dumps(payload))
-        assert checks.FingerprintCache(cache_file).fingerprint(raw) == checks.hash_file(raw)
+        assert fingerprints.FingerprintCache(cache_file).fingerprint(raw) == fingerprints.hash_file(
+            raw
+        )
     assert hashed.count("day.parquet") == 2 * len(bad)
 
 
@@ -146,17 +149,17 @@ def test_an_unreadable_or_unwritable_cache_is_no_error(tmp_path, hashed, settled
     raw.write_bytes(b"events of one day")
     cache_file = tmp_path / "fingerprints.json"
     cache_file.mkdir()  # neither readable nor replaceable as a file, even by root
-    cache = checks.FingerprintCache(cache_file)
-    assert cache.fingerprint(raw) == checks.hash_file(raw)
+    cache = fingerprints.FingerprintCache(cache_file)
+    assert cache.fingerprint(raw) == fingerprints.hash_file(raw)
     cache.save()
     assert cache_file.is_dir()
 
 
 def test_a_recently_changed_file_is_hashed_every_time(tmp_path, hashed, monkeypatch):
-    monkeypatch.setattr(checks, "RACY_NS", 3600 * 10**9)  # changed "just now"
+    monkeypatch.setattr(fingerprints, "RACY_NS", 3600 * 10**9)  # changed "just now"
     raw = tmp_path / "day.parquet"
     raw.write_bytes(b"events of one day")
-    cache = checks.FingerprintCache(tmp_path / "fingerprints.json")
+    cache = fingerprints.FingerprintCache(tmp_path / "fingerprints.json")
     cache.fingerprint(raw)
     cache.fingerprint(raw)
     assert hashed == ["day.parquet", "day.parquet"]
@@ -169,15 +172,17 @@ def test_the_daily_checks_read_only_new_or_changed_files(data_root, hashed, sett
     assert naming.raw_fingerprints_path(settings).exists()
     build.ensure_daily_partials(settings, days, progress=False)  # keeps the partials' records
     hashed.clear()
-    monkeypatch.setattr(checks, "_memory", checks.FingerprintCache())  # a new process
+    monkeypatch.setattr(fingerprints, "_memory", fingerprints.FingerprintCache())  # a new process
     read_metadata = []
-    real = checks._read_recorded
-    monkeypatch.setattr(checks, "_read_recorded", lambda p: read_metadata.append(p) or real(p))
+    real = fingerprints._read_recorded
+    monkeypatch.setattr(
+        fingerprints, "_read_recorded", lambda p: read_metadata.append(p) or real(p)
+    )
     build.ensure_daily_partials(settings, days, progress=False)
     assert hashed == []
     assert read_metadata == []
     _rewrite_in_place_keeping_mtime(naming.raw_events_path(settings, DAY))
-    with pytest.raises(checks.RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
+    with pytest.raises(RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
         build.ensure_daily_partials(settings, days, progress=False)
     assert hashed == [f"{DAY}.parquet"]
 
@@ -187,9 +192,11 @@ def test_a_rewritten_partial_is_read_again(data_root, settled):
     build.ensure_daily_partials(settings, [DAY], progress=False)
     partial = naming.daily_partial_path(settings, DAY)
     cache = checks.raw_fingerprints(settings)
-    assert cache.recorded(partial) == checks.fingerprint(naming.raw_events_path(settings, DAY))
+    assert cache.recorded(partial) == fingerprints.fingerprint(
+        naming.raw_events_path(settings, DAY)
+    )
     table, before = pq.read_table(partial), partial.stat()
-    pq.write_table(checks.with_fingerprint(table, "0" * 16), partial)  # in place
+    pq.write_table(fingerprints.with_fingerprint(table, "0" * 16), partial)  # in place
     _wait_for_new_ctime(partial, before.st_ctime_ns, partial.stat().st_mtime_ns)
     assert cache.recorded(partial) == "0" * 16
     partial.unlink()

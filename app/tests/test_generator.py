@@ -1,10 +1,10 @@
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from scoring.data.partials import day_number
 from scoring.data.schema import EVENT_TYPES
 from scoring.data.synthetic import GeneratorConfig, generate
-from scoring.features.daily import day_number
-from scoring.models import drift
+from scoring.monitoring import drift
 from scoring.settings import get_settings
 from scoring.smoke import environment
 

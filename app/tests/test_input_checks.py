@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from scoring import cli, naming
 from scoring.data import checks
+from scoring.data.gaps import recorded_gaps
+from scoring.errors import RawDayError
 from scoring.settings import get_settings
 
 DATE = dt.date(2026, 1, 28)
@@ -85,7 +87,7 @@ def test_under_skip_a_date_whose_labels_were_skipped_is_not_used(busy_labels, ca
     monkeypatch.setenv("SCORING_RAW_DAY_POLICY", "skip")
     code, err = _predict(capsys)
     assert code == 0, err
-    gaps = [(g["input"], g["day"], g["check"]) for g in checks.recorded_gaps(settings)]
+    gaps = [(g["input"], g["day"], g["check"]) for g in recorded_gaps(settings)]
     assert gaps == [("conversions", first.isoformat(), "volume")]
     (train_file,) = settings.train_dir.glob("*.parquet")
     dates = set(pq.read_table(train_file)["date"].to_pylist())
@@ -130,7 +132,7 @@ def test_under_skip_a_broken_snapshot_is_recorded_and_named(data_root, capsys, m
     monkeypatch.setenv("SCORING_RAW_DAY_POLICY", "skip")
     code, err = _predict(capsys)
     assert code == 0, err
-    recorded = {(g["input"], g["day"], g["check"]) for g in checks.recorded_gaps(settings)}
+    recorded = {(g["input"], g["day"], g["check"]) for g in recorded_gaps(settings)}
     assert ("users", cutoff.isoformat(), "missing_users") in recorded
     assert list(settings.test_dir.glob(f"{DATE}-*-skip*.parquet"))
     assert list(settings.predictions_dir.glob(f"*-{DATE}-skip*.parquet"))
@@ -145,5 +147,5 @@ def test_a_conversions_file_changed_after_use_is_detected(busy_labels, capsys):
     path = naming.raw_conversions_path(settings, day)
     table = pq.read_table(path)
     pq.write_table(table.slice(1), path)  # one conversion less: no volume problem
-    with pytest.raises(checks.RawDayError, match=f"raw conversions of {day} failed the 'changed'"):
+    with pytest.raises(RawDayError, match=f"raw conversions of {day} failed the 'changed'"):
         checks.checked_conversions(settings, day)

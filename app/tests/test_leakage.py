@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scoring import naming
-from scoring.data import checks, dataset
+from scoring.data import checks
+from scoring.data.labels import read_labels
 from scoring.features import build
 from scoring.features.spec import load_spec
 from scoring.settings import get_settings
@@ -78,13 +79,13 @@ def _write_conversion(day: dt.date, user_id: int) -> None:
 
 def test_labels_use_exactly_the_lead_window(data_root):
     settings = get_settings()
-    before = dataset.read_labels(settings, DATE)
+    before = read_labels(settings, DATE)
     outsider = int(max(before.max(initial=0), 1) + 100_000)
     _write_conversion(DATE - dt.timedelta(days=1), outsider)
     _write_conversion(DATE + dt.timedelta(days=settings.lead_window), outsider)
-    assert np.array_equal(dataset.read_labels(settings, DATE), before)
+    assert np.array_equal(read_labels(settings, DATE), before)
     last = DATE + dt.timedelta(days=settings.lead_window - 1)
     _write_conversion(last, outsider)
     # That day was read above: its kept fingerprint goes, as the 'changed' check asks.
     checks.checked_record_path(settings, "conversions", last).unlink()
-    assert outsider in dataset.read_labels(settings, DATE)
+    assert outsider in read_labels(settings, DATE)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 from scoring import cli
-from scoring.data.dataset import read_labels
-from scoring.models import live
+from scoring.data.labels import read_labels
+from scoring.monitoring import live
 from scoring.settings import get_settings
 from sklearn.metrics import roc_auc_score
 

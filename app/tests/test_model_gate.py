@@ -17,7 +17,9 @@ import pytest
 from scoring import cli, naming, pipeline
 from scoring.errors import ScoringError
 from scoring.features.spec import load_spec
-from scoring.models import registry, train_model
+from scoring.modeling import train as modeling_train
+from scoring.modeling.published import published_file, served_by
+from scoring.monitoring import registry
 from scoring.settings import get_settings
 
 FIRST, WORSE, BETTER = dt.date(2026, 1, 23), dt.date(2026, 1, 30), dt.date(2026, 2, 6)
@@ -42,7 +44,9 @@ def _train(train_end, shuffle=False):
     spec = load_spec(settings)
     assert luigi.build([TrainSet(train_end=train_end)], local_scheduler=True, log_level="WARNING")
     if shuffle:
-        path = pipeline.train_set_path(settings, spec, pipeline.train_dates(settings, train_end))
+        labels = naming.label_hash(settings.lead_window)
+        dates = pipeline.train_dates(settings, train_end)
+        path = naming.train_set_path(settings, dates, spec.hash, labels)
         table = pq.read_table(path)
         shuffled = np.random.default_rng(0).permutation(table["target"].to_numpy())
         index = table.schema.get_field_index("target")
@@ -54,7 +58,7 @@ def _train(train_end, shuffle=False):
 def _line():
     settings = get_settings()
     spec = load_spec(settings)
-    return registry.line_of(settings, "hgb", train_model.model_params("hgb"), spec.hash)
+    return registry.line_of(settings, "hgb", modeling_train.model_params("hgb"), spec.hash)
 
 
 def test_metadata_beside_each_model(data_root):
@@ -68,8 +72,11 @@ def test_metadata_beside_each_model(data_root):
     assert record["train_end"] == FIRST.isoformat()
     assert record["train_start"] == (FIRST - dt.timedelta(days=3)).isoformat()
     train = pq.read_table(
-        pipeline.train_set_path(
-            settings, load_spec(settings), pipeline.train_dates(settings, FIRST)
+        naming.train_set_path(
+            settings,
+            pipeline.train_dates(settings, FIRST),
+            load_spec(settings).hash,
+            naming.label_hash(settings.lead_window),
         )
     )
     assert record["train_rows"] == train.num_rows
@@ -212,14 +219,14 @@ def test_a_rollback_republishes_todays_scores_with_the_chosen_model(data_root, m
     assert cli.main(["models", "rollback", better]) == 0
     republished = naming.predictions_path(settings, first, settings.today)
     scores = pq.read_table(republished).to_pandas()
-    model = train_model.load_model(naming.model_path(settings, first))
+    model = modeling_train.load_model(naming.model_path(settings, first))
     features = pq.read_table(naming.test_set_path(settings, settings.today, spec.hash))
     assert np.allclose(scores["target"], model.predict_proba(features.to_pandas()))
-    served = pipeline.served_by(republished)
+    served = served_by(republished)
     assert served["model_id"] == first
     assert served["decision"]["action"] == "rollback"
     assert served["labels"]["lead_window"] == 3
-    assert pipeline.published_file(settings, settings.today) == republished
+    assert published_file(settings, settings.today) == republished
 
 
 def test_a_new_line_worse_than_production_is_not_promoted(data_root, monkeypatch):
@@ -269,13 +276,13 @@ def test_the_probe_model_leaves_out_the_dates_whose_labels_overlap_the_holdout(
 ):
     monkeypatch.setenv("SCORING_TRAIN_DAYS", "6")
     trained_on = []
-    real = train_model.train
+    real = modeling_train.train
 
     def recording(frame, *args, **kwargs):
         trained_on.append(sorted(set(pd.to_datetime(frame["date"]).dt.date)))
         return real(frame, *args, **kwargs)
 
-    monkeypatch.setattr(train_model, "train", recording)
+    monkeypatch.setattr(modeling_train, "train", recording)
     model_id = _train(FIRST)
     probe, reference, final = trained_on
     # Labels of date d come from [d, d + 3): the two dates before the holdout share

@@ -12,7 +12,7 @@ from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from scoring import cli
-from scoring import report as scoring_report
+from scoring.monitoring import report as scoring_report
 from scoring.settings import get_settings
 
 NOTEBOOK = (

@@ -74,7 +74,7 @@ def test_each_setting_that_shapes_an_output_renames_it(
         csv.write_text(FEATURES_SUBSET)
         value = str(csv)
     monkeypatch.setenv(variable, value)
-    # A new line is not production by itself (scoring.models.registry): the new
+    # A new line is not production by itself (scoring.monitoring.registry): the new
     # configuration's model for today is promoted by hand, then its scores are published.
     cli.main(["daily", "--local-scheduler", "--days-back", "0"])
     settings = get_settings()

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from scoring import cli, compute, naming, pipeline
 from scoring.features.spec import load_spec
-from scoring.models import predict_model, train_model
+from scoring.modeling import predict, train
 from scoring.settings import get_settings
 
 
@@ -123,6 +123,6 @@ def test_predictions_keep_the_order_of_a_test_set_in_many_row_groups(data_root, 
     test_set = naming.test_set_path(settings, settings.today, spec.hash)
     assert pq.ParquetFile(test_set).metadata.num_row_groups > 3
     path, identifier = _prediction_path(settings, settings.today)
-    model = train_model.load_model(naming.model_path(settings, identifier))
-    expected = predict_model.predict_table(model, pq.read_table(test_set))
+    model = train.load_model(naming.model_path(settings, identifier))
+    expected = predict.predict_table(model, pq.read_table(test_set))
     assert pq.read_table(path).equals(expected)

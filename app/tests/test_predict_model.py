@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from scoring.models import predict_model, train_model
+from scoring.modeling import predict
+from scoring.modeling import train as modeling_train
 
 NAMES = ["searches", "saves", "account_age_days", "is_premium"]
 
@@ -34,51 +35,51 @@ def _frame(rows: int, seed: int) -> pd.DataFrame:
 def test_scores_equal_predict_proba_bit_for_bit(model_type, monkeypatch):
     names = NAMES + (["events_7d"] if model_type == "activity" else [])
     train = _frame(3_000, seed=1).assign(events_7d=lambda f: f["searches"] + f["saves"])
-    model = train_model.train(train, model_type, names, "f" * 8)
+    model = modeling_train.train(train, model_type, names, "f" * 8)
     features = _frame(1_000, seed=2).assign(events_7d=lambda f: f["searches"])
     # Small blocks, so that scoring crosses block boundaries; a value beyond any seen in
     # training lands in the last bin, like beyond the last threshold.
-    monkeypatch.setattr(predict_model, "BLOCK_ROWS", 128)
+    monkeypatch.setattr(predict, "BLOCK_ROWS", 128)
     features.loc[5, "account_age_days"] = 10**6
     expected = model.predict_proba(features)
-    assert np.array_equal(predict_model.probabilities(model, features), expected)
-    table = predict_model.predict(model, features)
-    assert table.schema == predict_model.PREDICTION_SCHEMA
+    assert np.array_equal(predict.probabilities(model, features), expected)
+    table = predict.predict(model, features)
+    assert table.schema == predict.PREDICTION_SCHEMA
     assert table["id"].to_pylist() == features["id"].tolist()
     assert np.array_equal(table["target"].to_numpy(), expected)
     assert expected.std() > 0
     # The same from an Arrow table (the stored test set), columns in another order.
     arrow = pa.Table.from_pandas(features[features.columns[::-1]], preserve_index=False)
-    assert predict_model.predict_table(model, arrow).equals(table)
+    assert predict.predict_table(model, arrow).equals(table)
 
 
 def test_binned_scoring_is_used_for_the_boosted_model():
-    model = train_model.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
-    assert predict_model._binned_booster(model) is not None
+    model = modeling_train.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
+    assert predict._binned_booster(model) is not None
 
 
 def test_a_missing_feature_is_named():
-    model = train_model.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
+    model = modeling_train.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
     with pytest.raises(Exception, match="saves"):
-        predict_model.predict(model, _frame(10, seed=4).drop(columns=["saves"]))
+        predict.predict(model, _frame(10, seed=4).drop(columns=["saves"]))
 
 
 def _lookup_calls(monkeypatch) -> list[bool]:
     """Whether each binning went through the lookup tables (True) or the binary search."""
     calls = []
-    real = predict_model._bins_by_lookup
+    real = predict._bins_by_lookup
 
     def spy(*args):
         binned = real(*args)
         calls.append(binned is not None)
         return binned
 
-    monkeypatch.setattr(predict_model, "_bins_by_lookup", spy)
+    monkeypatch.setattr(predict, "_bins_by_lookup", spy)
     return calls
 
 
 def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
-    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
     features = _frame(1_000, seed=2)
     # Beyond the training range (last bin), and narrow types whose offsets must not wrap.
     features.loc[3, "account_age_days"] = 5_000
@@ -87,45 +88,45 @@ def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
     features.loc[8, "is_premium"] = np.int8(127)
     features["saves"] = features["saves"].astype(np.uint16)
     calls = _lookup_calls(monkeypatch)
-    scores = predict_model.probabilities(model, features)
+    scores = predict.probabilities(model, features)
     assert calls == [True]
     assert np.array_equal(scores, model.predict_proba(features))
-    pipeline, booster = predict_model._binned_booster(model)
+    pipeline, booster = predict._binned_booster(model)
     assert np.array_equal(
-        predict_model._bins_by_lookup(pipeline, booster, features[NAMES]),
-        predict_model._bins(pipeline, booster, features[NAMES]),
+        predict._bins_by_lookup(pipeline, booster, features[NAMES]),
+        predict._bins(pipeline, booster, features[NAMES]),
     )
 
 
 @pytest.mark.parametrize("change", ["float", "wide"])
 def test_other_columns_are_binned_by_search(monkeypatch, change):
-    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
     features = _frame(1_000, seed=2)
     if change == "float":
         features["saves"] = features["saves"].astype(np.float64)
         features.loc[4, "saves"] = np.nan  # the missing-value bin
     else:
-        features.loc[4, "account_age_days"] = 2 * predict_model.LOOKUP_RANGE
+        features.loc[4, "account_age_days"] = 2 * predict.LOOKUP_RANGE
     calls = _lookup_calls(monkeypatch)
-    scores = predict_model.probabilities(model, features)
+    scores = predict.probabilities(model, features)
     assert calls == [False]
     assert np.array_equal(scores, model.predict_proba(features))
 
 
 def _undeduplicated(model, features: pd.DataFrame) -> np.ndarray:
     """Every row scored by the trees, without classes of alike rows."""
-    pipeline, booster = predict_model._binned_booster(model)
-    binned = predict_model._bins(pipeline, booster, features[model.feature_names])
-    raw = predict_model._raw_predictions(booster, binned)
+    pipeline, booster = predict._binned_booster(model)
+    binned = predict._bins(pipeline, booster, features[model.feature_names])
+    raw = predict._raw_predictions(booster, binned)
     return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
 
 
 @pytest.mark.parametrize("key", ["int64", "fixed-size binary"])
 def test_alike_rows_scored_once_give_every_row_its_own_score(monkeypatch, key):
-    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
     if key != "int64":
-        monkeypatch.setattr(predict_model, "KEY_LIMIT", 1.0)
-    monkeypatch.setattr(predict_model, "BLOCK_ROWS", 64)
+        monkeypatch.setattr(predict, "KEY_LIMIT", 1.0)
+    monkeypatch.setattr(predict, "BLOCK_ROWS", 64)
     features = _frame(1_000, seed=2)
     # Ties: repeated rows, spread over the table, and rows that differ only between two
     # splits; a value far beyond the training range; a missing value (float column).
@@ -135,24 +136,24 @@ def test_alike_rows_scored_once_give_every_row_its_own_score(monkeypatch, key):
     features.loc[[12, 13], NAMES] = features.loc[11, NAMES].to_numpy()
     features.loc[[11, 12], "saves"] = np.nan
     features.loc[13, "saves"] = 10**6
-    pipeline, booster = predict_model._binned_booster(model)
-    binned = predict_model._bins(pipeline, booster, features[NAMES])
-    first, rows = predict_model._distinct_rows(booster, binned)
+    pipeline, booster = predict._binned_booster(model)
+    binned = predict._bins(pipeline, booster, features[NAMES])
+    first, rows = predict._distinct_rows(booster, binned)
     assert len(first) < len(features)  # there are alike rows
     assert rows[11] == rows[12] != rows[13]  # missing is a class of its own
     assert np.array_equal(rows[first], np.arange(len(first)))
-    scores = predict_model.probabilities(model, features)
+    scores = predict.probabilities(model, features)
     assert np.array_equal(scores, _undeduplicated(model, features))
     assert np.array_equal(scores, model.predict_proba(features))
     single = features.iloc[[13]]
-    assert np.array_equal(predict_model.probabilities(model, single), model.predict_proba(single))
+    assert np.array_equal(predict.probabilities(model, single), model.predict_proba(single))
     alike = features.iloc[[0] * 5]
-    assert np.array_equal(predict_model.probabilities(model, alike), model.predict_proba(alike))
+    assert np.array_equal(predict.probabilities(model, alike), model.predict_proba(alike))
 
 
 @pytest.mark.parametrize("change", ["none", "float", "nulls"])
 def test_an_arrow_table_is_scored_like_its_frame(change):
-    model = train_model.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
     features = pa.Table.from_pandas(_frame(500, seed=2), preserve_index=False)
     if change != "none":  # binned by search, through a frame
         saves = features["saves"].to_pylist()
@@ -162,7 +163,7 @@ def test_an_arrow_table_is_scored_like_its_frame(change):
         features = features.set_column(index, "saves", pa.array(saves, kind))
     frame = features.to_pandas()
     expected = model.predict_proba(frame)
-    assert np.array_equal(predict_model.table_probabilities(model, features), expected)
-    assert predict_model.predict_table(model, features).equals(predict_model.predict(model, frame))
+    assert np.array_equal(predict.table_probabilities(model, features), expected)
+    assert predict.predict_table(model, features).equals(predict.predict(model, frame))
     with pytest.raises(Exception, match="saves"):
-        predict_model.predict_table(model, features.drop_columns(["saves"]))
+        predict.predict_table(model, features.drop_columns(["saves"]))

@@ -7,9 +7,9 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scoring import cli, naming
-from scoring.data import checks
-from scoring.errors import RawDataError
+from scoring import cli, fingerprints, naming
+from scoring.data import checks, gaps
+from scoring.errors import RawDataError, RawDayError
 from scoring.features import build
 from scoring.settings import get_settings
 
@@ -103,8 +103,8 @@ def test_a_day_not_yet_delivered_is_late(data_root, capsys):
 def test_a_normal_day_passes_every_check(data_root):
     settings = get_settings()
     build.ensure_daily_partials(settings, [DAY], progress=False)
-    assert checks.recorded_fingerprint(naming.daily_partial_path(settings, DAY)) == (
-        checks.fingerprint(naming.raw_events_path(settings, DAY))
+    assert fingerprints.recorded_fingerprint(naming.daily_partial_path(settings, DAY)) == (
+        fingerprints.fingerprint(naming.raw_events_path(settings, DAY))
     )
 
 
@@ -113,7 +113,7 @@ def test_skip_policy_records_the_gap_and_goes_on(data_root, monkeypatch):
     settings = get_settings()
     _truncated(settings)
     assert cli.main(["predict", "--local-scheduler", "--date", DATE.isoformat()]) == 0
-    assert [(g["day"], g["check"]) for g in checks.recorded_gaps(settings)] == [
+    assert [(g["day"], g["check"]) for g in gaps.recorded_gaps(settings)] == [
         (DAY.isoformat(), "volume")
     ]
     # The skipped day counts as a day without activity.
@@ -146,14 +146,14 @@ def test_wait_policy_fails_once_the_time_is_up(data_root, monkeypatch):
     monkeypatch.setenv("SCORING_RAW_POLL_SECONDS", "0.05")
     settings = get_settings()
     naming.raw_events_path(settings, DAY).unlink()
-    with pytest.raises(checks.RawDayError, match="'missing' check"):
+    with pytest.raises(RawDayError, match="'missing' check"):
         checks.wait_for_arrival(settings, DAY)
 
 
 def test_fail_policy_does_not_wait(data_root):
     settings = get_settings()
     naming.raw_events_path(settings, DAY).unlink()
-    with pytest.raises(checks.RawDayError):
+    with pytest.raises(RawDayError):
         checks.wait_for_arrival(settings, DAY, sleep=lambda _: pytest.fail("waited"))
 
 
@@ -190,7 +190,7 @@ def test_raw_file_rewritten_with_its_old_mtime_restored_is_detected(data_root):
         handle.write(data)
     os.utime(raw, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (raw.stat().st_size, raw.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-    with pytest.raises(checks.RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
+    with pytest.raises(RawDayError, match=f"raw day {DAY} failed the 'changed' check"):
         build.ensure_daily_partials(settings, [DAY], progress=False)
 
 
@@ -249,16 +249,16 @@ def test_a_day_that_arrives_after_a_skip_is_used_by_the_next_run(data_root, monk
     delivery = raw.read_bytes()
     raw.unlink()
     assert _predict_date() == 0
-    assert [(g["day"], g["check"]) for g in checks.recorded_gaps(settings)] == [
+    assert [(g["day"], g["check"]) for g in gaps.recorded_gaps(settings)] == [
         (DAY.isoformat(), "missing")
     ]
     capsys.readouterr()
 
     raw.write_bytes(delivery)  # the late delivery
     assert _predict_date() == 0, capsys.readouterr().err
-    assert checks.recorded_gaps(settings) == []
-    assert checks.recorded_fingerprint(naming.daily_partial_path(settings, DAY)) == (
-        checks.fingerprint(raw)
+    assert gaps.recorded_gaps(settings) == []
+    assert fingerprints.recorded_fingerprint(naming.daily_partial_path(settings, DAY)) == (
+        fingerprints.fingerprint(raw)
     )
     (test_set,) = [p for p in settings.test_dir.glob(f"{DATE}-*") if "-skip" not in p.name]
     assert pq.read_table(test_set).equals(_clean_features(settings))

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scoring import cli, naming, pipeline, report
+from scoring import cli, naming, pipeline
 from scoring.features.spec import load_spec
+from scoring.monitoring import report
 from scoring.settings import get_settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -57,7 +58,7 @@ def test_daily_run_records_drift_writes_the_report_and_exits_3_on_drift(data_roo
     history = pd.read_csv(report.drift_history_path(settings))
     assert set(history["date"]) == {settings.today.isoformat()}
 
-    path = report.report_path(settings, line, settings.today)
+    path = naming.report_path(settings, line, settings.today)
     document = path.read_text()
     assert all(f"<h2>{title}</h2>" in document for title in SECTIONS)
     assert 'src="http' not in document and "<script" not in document  # self-contained
@@ -103,7 +104,7 @@ def test_drift_command_records_on_request(data_root):
     assert record.exists()
     assert report.drift_history_path(settings).exists()
     # The report command regenerates the report on demand.
-    target = report.report_path(settings, line, settings.today)
+    target = naming.report_path(settings, line, settings.today)
     target.unlink()
     assert cli.main(["report"]) == 0
     document = target.read_text()
@@ -131,7 +132,7 @@ def test_after_a_rollback_the_rerun_report_names_the_chosen_model(data_root, mon
     latest = pipeline.model_identifier(
         settings, spec, "hgb", settings.train_end_for(settings.today)
     )
-    path = report.report_path(settings, report.line_for(settings, spec, "hgb"), settings.today)
+    path = naming.report_path(settings, report.line_for(settings, spec, "hgb"), settings.today)
     assert _champion(path.read_text()) == latest
 
     assert cli.main(["models", "rollback", latest]) == 0

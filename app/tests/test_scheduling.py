@@ -10,7 +10,7 @@ from luigi.tools.range import RangeDailyBase
 from scoring import cli, compute, pipeline
 from scoring.data import dataset, synthetic
 from scoring.features import build
-from scoring.models import train_model
+from scoring.modeling import train
 from scoring.settings import get_settings
 from scoring.tasks import DailyBackfill, Predict
 from sklearn.pipeline import Pipeline
@@ -71,7 +71,7 @@ def test_scores_from_partitions_equal_scores_in_one_go(data_root):
     train_end = settings.train_end_for(settings.today)
     scores = pipeline.read_predictions(settings, spec, "hgb", train_end, settings.today)
     identifier = pipeline.model_identifier(settings, spec, "hgb", train_end)
-    model = train_model.load_model(settings.models_dir / identifier)
+    model = train.load_model(settings.models_dir / identifier)
     features = pq.read_table(settings.test_dir / f"{settings.today}-{spec.hash}.parquet")
     assert (model.predict_proba(features.to_pandas()) == scores["target"].to_numpy()).all()
 
@@ -85,7 +85,7 @@ def test_each_model_is_one_pipeline_with_its_preprocessing(data_root):
     frame = build.add_labels(settings, build.build_features(settings, spec, date), date)
     frame = frame.to_pandas()
     for model_type in ("hgb", "activity"):
-        model = train_model.train(frame, model_type, spec.names, spec.hash)
+        model = train.train(frame, model_type, spec.names, spec.hash)
         assert isinstance(model.estimator, Pipeline)
         assert list(model.estimator.named_steps) == ["prepare", "model"]
         # The pipeline takes the feature table as it is: no preprocessing outside it.

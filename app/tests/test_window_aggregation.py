@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from scoring.features import build, daily, window
+from scoring.data.partials import daily_partial
+from scoring.features import build, window
 from scoring.features.spec import load_spec
 from scoring.settings import get_settings
 
@@ -96,7 +97,7 @@ def _day_partial(day: dt.date, users: list[int]) -> pa.Table:
             "event_code": pa.array(codes, pa.int8()),
         }
     )
-    return daily.daily_partial(events, day)
+    return daily_partial(events, day)
 
 
 def _full(partials: dict[dt.date, pa.Table], cutoff: dt.date, spec) -> pa.Table:
@@ -160,7 +161,7 @@ def test_events_counted_straight_into_the_state_equal_their_daily_partials(data_
         if span > 2:  # a day without events in the middle
             events[span // 2] = (events[span // 2][0], events[0][1].slice(0, 0))
         ours = window.aggregate_events(events, cutoff, spec)
-        partials = [daily.daily_partial(table, day) for day, table in events]
+        partials = [daily_partial(table, day) for day, table in events]
         assert ours.num_rows > 0
         assert ours.equals(window.aggregate_chunk(partials, cutoff, spec)), newest_age
 
@@ -174,7 +175,7 @@ def test_events_of_sparse_ids_equal_their_daily_partials(data_root):
     spread = [
         (day, _shift(table, FAR) if i % 2 else table) for i, (day, table) in enumerate(events)
     ]
-    partials = [daily.daily_partial(table, day) for day, table in spread]
+    partials = [daily_partial(table, day) for day, table in spread]
     expected = window.aggregate_chunk(partials, cutoff, spec)
     assert pc.max(expected["user_id"]).as_py() > FAR
     assert window.aggregate_events(spread, cutoff, spec).equals(expected)

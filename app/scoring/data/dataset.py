@@ -142,22 +142,3 @@ def available_raw_days(settings: Settings) -> list[dt.date]:
 def label_days(settings: Settings, date: dt.date) -> list[dt.date]:
     """Days whose conversions count for the label of `date`: [date, date + lead_window)."""
     return list(days_between(*settings.label_window(date)))
-
-
-def read_labels(settings: Settings, date: dt.date) -> np.ndarray:
-    """Sorted ids of the users who converted within the label window of `date`.
-
-    Each conversions file is checked first (checks.checked_conversions): a failed check
-    stops with the file named, or under the skip policy raises checks.LabelsSkipped, so
-    that the date is not used.
-    """
-    from scoring.data import checks  # noqa: PLC0415  (the checks read files through here)
-
-    converted = []
-    for day in label_days(settings, date):
-        table = checks.checked_conversions(settings, day)
-        if table is None:
-            path = naming.raw_conversions_path(settings, day)
-            raise checks.LabelsSkipped(date, f"{path} was skipped (data/interim/gaps/)")
-        converted.append(table["user_id"].to_numpy())
-    return np.unique(np.concatenate(converted)) if converted else np.array([], dtype=np.int64)

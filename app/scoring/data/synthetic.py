@@ -27,8 +27,8 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from scoring import atomic, naming
-from scoring.data import checks, schema
+from scoring import atomic, fingerprints, naming
+from scoring.data import schema
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,9 +189,9 @@ def _derived_outputs(settings: Settings) -> list[Path]:
 
 def _write_raw(table: pa.Table, target: Path) -> bool:
     """Write one raw file; whether it replaced a file of other content."""
-    before = checks.fingerprint(target)
+    before = fingerprints.fingerprint(target)
     atomic.write_parquet(table, target)
-    return before not in (checks.ABSENT, checks.fingerprint(target))
+    return before not in (fingerprints.ABSENT, fingerprints.fingerprint(target))
 
 
 def generate(config: GeneratorConfig, settings: Settings, progress: bool = True) -> int:

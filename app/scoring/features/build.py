@@ -19,11 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dask import delayed
 
-from scoring import atomic, naming
+from scoring import atomic, fingerprints, naming
 from scoring.compute import run_tasks
-from scoring.data import checks, dataset
-from scoring.errors import MissingInputError, RawDataError
-from scoring.features.daily import PARTIAL_SCHEMA, day_number
+from scoring.data import checks, dataset, gaps
+from scoring.data.labels import read_labels
+from scoring.data.partials import PARTIAL_SCHEMA, day_number
+from scoring.errors import LabelsSkipped, MissingInputError, RawDataError
 from scoring.features.spec import LAST_DAY, FeatureSpec, active_column, count_column
 from scoring.features.window import (
     aggregate_chunk,
@@ -66,23 +67,25 @@ def write_daily_partial(settings: Settings, day: dt.date, arrived: bool = True) 
     """Check the raw day, reduce it to its partial and record the raw file's fingerprint.
 
     A day that the skip policy dropped (not arrived, or failed a check) gets no partial:
-    its gap, recorded by the checks, stands for it (see checks.skipped).
+    its gap, recorded by the checks, stands for it (see naming.standing_gaps).
     """
     raw = naming.raw_events_path(settings, day)
     partial = checks.checked_partial(settings, day) if arrived else None
     if partial is None:
         return None
-    stamp = checks.fingerprint(raw)
+    stamp = fingerprints.fingerprint(raw)
     target = naming.daily_partial_path(settings, day)
-    atomic.write_parquet(checks.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET)
-    checks.clear_gap(settings, day)
+    atomic.write_parquet(
+        fingerprints.with_fingerprint(partial, stamp), target, **atomic.FAST_PARQUET
+    )
+    gaps.clear_gap(settings, day)
     return target
 
 
 def built_or_skipped(settings: Settings, days: list[dt.date]) -> list[dt.date]:
     """The days that need no work: a partial of the raw file as it is now, or a gap that
     stands under the skip policy."""
-    skipped = set(checks.skipped_days(settings, "events", days))
+    skipped = set(gaps.skipped_days(settings, "events", days))
     current = set(checks.current_partials(settings, [d for d in days if d not in skipped]))
     return [day for day in days if day in skipped or day in current]
 
@@ -96,16 +99,16 @@ def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: boo
     skipped before is left out while its gap stands.
     """
     # The raw files' fingerprints are kept by stat key: only new or changed files are read.
-    fingerprints = checks.raw_fingerprints(settings)
-    skipped = set(checks.skipped_days(settings, "events", days))
+    cache = checks.raw_fingerprints(settings)
+    skipped = set(gaps.skipped_days(settings, "events", days))
     try:
         todo = [
             d
             for d in days
-            if d not in skipped and not checks.partial_is_current(settings, d, fingerprints)
+            if d not in skipped and not checks.partial_is_current(settings, d, cache)
         ]
         for day in todo:
-            checks.check_not_changed(settings, day, fingerprints)
+            checks.check_not_changed(settings, day, cache)
         arrived = {day: checks.wait_for_arrival(settings, day) for day in todo}
         results = []
         if len(todo) == 1:
@@ -119,9 +122,9 @@ def ensure_daily_partials(settings: Settings, days: list[dt.date], progress: boo
             results = run_tasks(settings, tasks, "daily partials", progress)
         for _, kept in results:
             if kept is not None:  # the fingerprint the task took, so the next run need not
-                fingerprints.remember(kept)
+                cache.remember(kept)
     finally:
-        fingerprints.save()
+        cache.save()
     failures = [error for error, _ in results if error]
     if failures:
         raise failures[0]
@@ -135,13 +138,13 @@ def _write_or_report(
         write_daily_partial(settings, day, arrived)
     except RawDataError as error:
         return error, None
-    return None, checks.kept_in_memory(naming.raw_events_path(settings, day))
+    return None, fingerprints.kept_in_memory(naming.raw_events_path(settings, day))
 
 
 def read_partial(settings: Settings, day: dt.date) -> pa.Table:
     """The day's partial; a day whose gap stands is one without activity."""
     path = naming.daily_partial_path(settings, day)
-    if not path.exists() and checks.skipped_days(settings, "events", [day]):
+    if not path.exists() and gaps.skipped_days(settings, "events", [day]):
         return PARTIAL_SCHEMA.empty_table()
     return pq.read_table(path)
 
@@ -186,7 +189,7 @@ def state_from_files(
     daily partials."""
     cutoff = settings.feature_cutoff(date)
     days = window_days(settings, date)
-    skipped = set(checks.skipped_days(settings, "events", days))
+    skipped = set(gaps.skipped_days(settings, "events", days))
     if source == "raw":
         inputs = [
             (_raw_events_path_checked(settings, d, date), d) for d in days if d not in skipped
@@ -312,8 +315,8 @@ def build_features(
 def add_labels(settings: Settings, features: pa.Table, date: dt.date) -> pa.Table:
     """The features with the 0/1 label; no rows for a date whose labels were skipped."""
     try:
-        converted = dataset.read_labels(settings, date)
-    except checks.LabelsSkipped as skipped:
+        converted = read_labels(settings, date)
+    except LabelsSkipped as skipped:
         log.warning("%s", skipped)
         features, converted = features.slice(0, 0), np.array([], dtype=np.int64)
     labels = pc.is_in(features["id"], value_set=pa.array(converted, pa.int64()))

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scoring.data.partials import ALL_COLUMN, daily_partial, day_number
 from scoring.data.schema import EVENT_TYPES
-from scoring.features.daily import ALL_COLUMN, daily_partial, day_number
 from scoring.features.spec import ALL_EVENTS, LAST_DAY, FeatureSpec, active_column
 
 # Stands for "no day" in last-day maxima (rows that only remove counts).

@@ -7,6 +7,7 @@ Entry points for schedulers: `DailyBackfill` (daily timer: today plus any missed
 """
 
 from scoring.tasks.backtest import Backtest
+from scoring.tasks.daily import DailyBackfill, LivePredict
 from scoring.tasks.data import (
     DailyPartials,
     RawConversions,
@@ -16,7 +17,7 @@ from scoring.tasks.data import (
     TrainSet,
     WindowState,
 )
-from scoring.tasks.model import DailyBackfill, LiveEvaluation, LivePredict, Predict, TrainModel
+from scoring.tasks.model import LiveEvaluation, Predict, TrainModel
 from scoring.tasks.monitoring import DriftCheck, MonitoringReport
 
 __all__ = [

@@ -6,7 +6,7 @@ import datetime as dt
 
 import luigi
 
-from scoring import backtest
+from scoring import backtest, naming
 from scoring.data.dataset import label_days
 from scoring.tasks.base import TrainedTask
 from scoring.tasks.data import RawConversions
@@ -31,7 +31,9 @@ class Backtest(TrainedTask):
 
     def output(self):
         return luigi.LocalTarget(
-            backtest.report_path(self.settings, self.spec, self.dates(), list(self.model_types))
+            naming.backtest_report_path(
+                self.settings, self.dates(), list(self.model_types), self.spec.hash
+            )
         )
 
     def run(self):

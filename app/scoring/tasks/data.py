@@ -117,7 +117,14 @@ class TrainSet(TrainedTask):
         return tests + [RawConversions(day=day) for day in sorted(label_inputs)]
 
     def output(self):
-        return luigi.LocalTarget(pipeline.train_set_path(self.settings, self.spec, self.dates()))
+        return luigi.LocalTarget(
+            naming.train_set_path(
+                self.settings,
+                self.dates(),
+                self.spec.hash,
+                naming.label_hash(self.settings.lead_window),
+            )
+        )
 
     def run(self):
         # The labels are checked before the output is named: skipped days shape the name.

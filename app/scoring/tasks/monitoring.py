@@ -6,8 +6,8 @@ import datetime as dt
 
 import luigi
 
-from scoring import report
-from scoring.models import drift, registry
+from scoring import naming
+from scoring.monitoring import drift, registry, report
 from scoring.tasks.model import ModelTask, Predict, live_evaluations
 
 
@@ -58,7 +58,7 @@ class MonitoringReport(ModelTask):
 
     def output(self):
         line = report.line_for(self.settings, self.spec, self.model_type)
-        return luigi.LocalTarget(report.report_path(self.settings, line, self.date))
+        return luigi.LocalTarget(naming.report_path(self.settings, line, self.date))
 
     def complete(self) -> bool:
         # Complete while it shows the production model and the data it was written from.

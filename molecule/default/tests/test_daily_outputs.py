@@ -59,7 +59,7 @@ def test_daily_run_records_model_metadata_and_live_evaluation(master, first_run)
     ]
     assert metadata, listing
     assert all(m["model_id"] in listing for m in metadata), listing
-    # The gate's decisions (scoring.models.registry.decide).
+    # The gate's decisions (scoring.monitoring.registry.decide).
     decisions = ("promoted", "refused", "past", "held", "current")
     assert all(m["gate"]["decision"] in decisions for m in metadata), metadata
     assert any(m["holdout_metrics"] and 0 <= m["holdout_metrics"]["auc"] <= 1 for m in metadata)

@@ -17,7 +17,7 @@ from test_stage_and_rollback import run_daily, today
 ROOT = "/srv/is24de"
 MODELS = f"{ROOT}/models"
 PREDICTIONS = f"{MODELS}/predictions"
-# Decisions that make their model production (scoring.models.registry).
+# Decisions that make their model production (scoring.monitoring.registry).
 MAKES_CURRENT = ("promoted", "promote", "rollback")
 
 

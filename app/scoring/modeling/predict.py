@@ -23,7 +23,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-from scoring.models.train_model import TrainedModel
+from scoring.modeling.train import TrainedModel
 
 PREDICTION_SCHEMA = pa.schema([("id", pa.int64()), ("date", pa.date32()), ("target", pa.float64())])
 # Rows per block: 65,536 rows x 15 features of one byte stay inside a core's L2 cache.

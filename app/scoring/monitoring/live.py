@@ -1,9 +1,9 @@
 """Live evaluation: once the labels of a scored date have arrived (date + lead window, plus
 the data delay), the published scores of that date are compared with what happened.
 
-What is evaluated is the file published for the date (pipeline.published_file), under the
-label window of the model that scored it (recorded in the file), so a lead window changed
-since then does not change the labels. One record per (model, date) under
+What is evaluated is the file published for the date (modeling.published.published_file),
+under the label window of the model that scored it (recorded in the file), so a lead window
+changed since then does not change the labels. One record per (model, date) under
 reports/live/<model-id>-<date>.json, naming the label definition it used (a record of
 another definition is computed again), and the whole history
 as reports/live-evaluation.csv (rebuilt from the records, newest date last): AUC, precision
@@ -23,9 +23,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from scoring import atomic, naming
-from scoring.data.checks import LabelsSkipped
-from scoring.data.dataset import read_labels
-from scoring.models.evaluate import TOP_FRACTION, evaluate
+from scoring.data.labels import read_labels
+from scoring.errors import LabelsSkipped
+from scoring.modeling.published import published_file, served_by
+from scoring.monitoring.evaluate import TOP_FRACTION, evaluate
 from scoring.settings import Settings
 
 COLUMNS = [
@@ -53,17 +54,13 @@ def history_path(settings: Settings) -> Path:
 
 def published(settings: Settings, date: dt.date) -> list[Path]:
     """The score file published for `date`, if any."""
-    from scoring import pipeline  # noqa: PLC0415
-
-    path = pipeline.published_file(settings, date)
+    path = published_file(settings, date)
     return [path] if path is not None else []
 
 
 def labelled_by(settings: Settings, prediction: Path) -> Settings:
     """`settings` with the label window of the model that wrote `prediction`."""
-    from scoring import pipeline  # noqa: PLC0415
-
-    labels = pipeline.served_by(prediction)["labels"]
+    labels = served_by(prediction)["labels"]
     return dataclasses.replace(settings, lead_window=int(labels["lead_window"]))
 
 

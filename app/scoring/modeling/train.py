@@ -144,8 +144,18 @@ def save_model(model: TrainedModel, target: Path) -> None:
         pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+# A pickle names the classes and functions of the model by module path: models saved before
+# this module had its present name refer to it by the old one.
+FORMER_MODULES = {"scoring.models.train_model": __name__}
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        return super().find_class(FORMER_MODULES.get(module, module), name)
+
+
 def load_model(path: Path) -> TrainedModel:
     if not path.exists():
         raise MissingInputError(f"{path}: model not found; train it first (scoring train)")
     with path.open("rb") as handle:
-        return pickle.load(handle)
+        return _ModelUnpickler(handle).load()

@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
 from scoring import atomic
-from scoring.models.evaluate import calibration_table
+from scoring.monitoring.evaluate import calibration_table
 
 
 def _new(width: float, height: float):

@@ -50,7 +50,8 @@ from scipy.stats import wasserstein_distance
 from scoring import atomic, naming
 from scoring.errors import ConfigError, MissingInputError
 from scoring.features.spec import FeatureSpec
-from scoring.models import registry, train_model
+from scoring.modeling import train
+from scoring.monitoring import registry
 from scoring.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -182,10 +183,6 @@ def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: list[st
     return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
 
 
-def report_path(settings: Settings, date: dt.date) -> Path:
-    return settings.reports_dir / f"drift-{date.isoformat()}.csv"
-
-
 def write_score_reference(settings: Settings, model_id: str, scores) -> Path:
     """Keep out-of-sample scores of a model as the reference of its score's drift."""
     target = naming.score_reference_path(settings, model_id)
@@ -205,7 +202,7 @@ def _probe_scores(
     earlier = train_set[day_of_row != holdout_day]
     if earlier.empty:
         return None
-    probe = train_model.train(
+    probe = train.train(
         earlier, record["model_type"], spec.names, spec.hash, labels=record["labels"]["hash"]
     )
     path = naming.test_set_path(settings, holdout_day, spec.hash)
@@ -230,7 +227,7 @@ def score_reference(
                 "its own training data",
                 model_id,
             )
-            model = train_model.load_model(naming.model_path(settings, model_id))
+            model = train.load_model(naming.model_path(settings, model_id))
             return model.predict_proba(train_set)
         write_score_reference(settings, model_id, scores)
     return pq.read_table(path)["score"].to_numpy()
@@ -240,7 +237,7 @@ def drift_of_date(
     settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date
 ) -> tuple[str, pd.DataFrame]:
     """The current model's id and the drift table of `date` (features and `score`)."""
-    line = registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
+    line = registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
     model_id = registry.current_model(settings, line)
     if not model_id:
         raise MissingInputError(f"no current {model_type} model; run scoring daily first")
@@ -254,7 +251,7 @@ def drift_of_date(
     for path in (train_file, test_file):
         if not path.exists():
             raise MissingInputError(f"{path} is needed for the drift of {date} but is missing")
-    model = train_model.load_model(naming.model_path(settings, model_id))
+    model = train.load_model(naming.model_path(settings, model_id))
     reference = pq.read_table(train_file).to_pandas()
     current = pq.read_table(test_file).to_pandas()
     reference_scores = pd.DataFrame(
@@ -268,5 +265,5 @@ def drift_of_date(
         ],
         ignore_index=True,
     ).sort_values("psi", ascending=False, ignore_index=True)
-    atomic.write_text(table.to_csv(index=False), report_path(settings, date))
+    atomic.write_text(table.to_csv(index=False), naming.drift_table_path(settings, date))
     return model_id, table

@@ -25,11 +25,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from scoring import atomic, naming
-from scoring.data.dataset import read_labels
+from scoring.data.labels import read_labels
 from scoring.features.spec import FeatureSpec
-from scoring.models import drift, live, registry, train_model
+from scoring.modeling import train
+from scoring.monitoring import drift, live, plots, registry
 from scoring.settings import Settings
-from scoring.visualization import visualize
 
 DRIFT_COLUMNS = [
     "date",
@@ -100,11 +100,7 @@ def drifted(record: pd.DataFrame, threshold: float) -> list[str]:
 
 
 def line_for(settings: Settings, spec: FeatureSpec, model_type: str) -> str:
-    return registry.line_of(settings, model_type, train_model.model_params(model_type), spec.hash)
-
-
-def report_path(settings: Settings, line: str, date: dt.date) -> Path:
-    return settings.reports_dir / f"monitoring-{date.isoformat()}-{line}.html"
+    return registry.line_of(settings, model_type, train.model_params(model_type), spec.hash)
 
 
 def line_history(settings: Settings, line: str) -> pd.DataFrame:
@@ -166,7 +162,7 @@ def compared_metrics(champion: dict, challenger: dict) -> tuple[dict, dict, str]
 
 
 def _image(figure) -> str:
-    encoded = base64.b64encode(visualize.figure_png(figure)).decode("ascii")
+    encoded = base64.b64encode(plots.figure_png(figure)).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{encoded}">'
 
 
@@ -188,11 +184,11 @@ def _section_metrics(settings: Settings, history: pd.DataFrame) -> list[str]:
             "model_id",
             "rows",
             "positives",
-            *visualize.LIVE_RANKING,
-            *visualize.LIVE_CALIBRATION,
+            *plots.LIVE_RANKING,
+            *plots.LIVE_CALIBRATION,
         ]
     ].tail(14)
-    return [*parts, _image(visualize.live_metrics_figure(history)), _table(shown)]
+    return [*parts, _image(plots.live_metrics_figure(history)), _table(shown)]
 
 
 def _section_calibration(settings: Settings, history: pd.DataFrame) -> list[str]:
@@ -203,7 +199,7 @@ def _section_calibration(settings: Settings, history: pd.DataFrame) -> list[str]
     title = f"Calibration, {dates[0]} to {dates[-1]}"
     return [
         *parts,
-        _image(visualize.calibration_figure(labels, scores, title)),
+        _image(plots.calibration_figure(labels, scores, title)),
         _note(f"Published scores of {len(dates)} dates, {len(labels)} users."),
     ]
 
@@ -224,7 +220,7 @@ def _section_drift(settings: Settings, date: dt.date, line: str) -> list[str]:
     return [
         *parts,
         _note(f"{date} against the training data of {record['model_id'].iloc[0]}. {verdict}"),
-        _image(visualize.drift_figure(record, limit)),
+        _image(plots.drift_figure(record, limit)),
     ]
 
 
@@ -255,7 +251,7 @@ def _section_models(settings: Settings, line: str) -> list[str]:
     return [
         *parts,
         _table(summary),
-        _image(visualize.champion_challenger_figure(bars, f"Holdout metrics, {where}")),
+        _image(plots.champion_challenger_figure(bars, f"Holdout metrics, {where}")),
     ]
 
 
@@ -287,7 +283,7 @@ STATE = re.compile(r'<meta name="scoring-state" content="([0-9a-f]+)">')
 
 
 def is_current(settings: Settings, spec: FeatureSpec, model_type: str, date: dt.date) -> bool:
-    path = report_path(settings, line_for(settings, spec, model_type), date)
+    path = naming.report_path(settings, line_for(settings, spec, model_type), date)
     if not path.exists():
         return False
     found = STATE.search(path.read_text())
@@ -325,6 +321,6 @@ def write_report(settings: Settings, spec: FeatureSpec, model_type: str, date: d
         + "\n".join(body)
         + "\n</body></html>\n"
     )
-    target = report_path(settings, line, date)
+    target = naming.report_path(settings, line, date)
     atomic.write_text(document, target)
     return target
