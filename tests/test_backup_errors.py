@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from testlib.plugins import load_file
 
 SOURCE = Path(__file__).resolve().parent.parent / "roles" / "backup" / "files" / "backup.py"
-spec = importlib.util.spec_from_file_location("backup_program", SOURCE)
-backup = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(backup)
+backup = load_file(SOURCE, "backup_program")
 
 CONFIG = SimpleNamespace(repository="sftp:restic@backup:/srv/restic/p", password_file="/pw")
 

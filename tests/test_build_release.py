@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from docker_engine import DOCKER_PROBLEM, docker, needs_docker
+from testlib.docker_engine import DOCKER_PROBLEM, docker, needs_docker
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_RELEASE = REPO / "app" / "deploy" / "build_release"

@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from distributed import Client
 from distributed.comm.core import CommClosedError
 from distributed.security import Security
-from playbook_runner import ansible_playbook
+from testlib.playbooks import ansible_playbook
 
 USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from role_plugins import filter_plugin
+from testlib.plugins import filter_plugin
 
 networks = filter_plugin("docker", "networks")
 conflicts = networks.docker_network_conflicts

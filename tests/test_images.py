@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from docker_engine import docker, needs_docker
+from testlib.docker_engine import docker, needs_docker
 
 IMAGES = Path(__file__).resolve().parents[1] / "molecule" / "images"
 NAMES = sorted(recipe.parent.name for recipe in IMAGES.glob("*/recipe"))

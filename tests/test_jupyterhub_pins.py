@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from role_plugins import filter_plugin
+from testlib.plugins import filter_plugin
 
 pins = filter_plugin("jupyterhub", "pins")
 missing_pins = pins.jupyterhub_missing_pins

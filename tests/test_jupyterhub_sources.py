@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from role_plugins import filter_plugin
+from testlib.plugins import filter_plugin
 
 sources = filter_plugin("jupyterhub", "sources")
 fingerprint = sources.jupyterhub_source_fingerprint

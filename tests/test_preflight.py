@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from playbook_runner import ROOT, ansible_playbook
+from testlib.playbooks import ROOT, ansible_playbook
 
 
 def run_site(tmp_path: Path, extra_vars: dict) -> subprocess.CompletedProcess[str]:

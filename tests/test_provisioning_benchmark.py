@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from testlib.plugins import load_file
+
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("provisioning", ROOT / "benchmarks/provisioning.py")
-provisioning = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(provisioning)
+provisioning = load_file(ROOT / "benchmarks" / "provisioning.py", "provisioning")
 
 # profile_tasks pads short names with dashes to the terminal width; a long name keeps
 # only the dashes of the right-aligned time, and a time of 100 s or more leaves one.

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from testlib.plugins import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = sorted(path for path in (ROOT / "roles").iterdir() if path.is_dir())
 
-_spec = importlib.util.spec_from_file_location(
-    "role_reference", ROOT / "docs" / "_ext" / "role_reference.py"
-)
-assert _spec and _spec.loader
-role_reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(role_reference)
+role_reference = load_file(ROOT / "docs" / "_ext" / "role_reference.py", "role_reference")
 
 
 def _option_names(options: dict, prefix: str = "") -> list[str]:

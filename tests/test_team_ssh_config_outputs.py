@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from role_plugins import filter_plugin
+from testlib.plugins import filter_plugin
 
 outputs = filter_plugin("team_ssh_config", "outputs")
 outdated = outputs.team_ssh_config_outdated

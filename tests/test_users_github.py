@@ -19,11 +19,11 @@ from urllib.parse import parse_qs
 
 import pytest
 import yaml
-from playbook_runner import ROOT, ansible_playbook
-from role_plugins import role_module
+from testlib.playbooks import ROOT, ansible_playbook
+from testlib.plugins import load_file, role_module
 
-sys.path.insert(0, str(ROOT / "molecule" / "shared" / "files"))
-import github_api
+# The stand-in API the Molecule scenario serves from the laptop.
+github_api = load_file(ROOT / "molecule" / "shared" / "files" / "github_api.py", "github_api")
 
 ORG = "example"
 TOKEN = "test-token-not-secret"

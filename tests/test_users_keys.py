@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playbook_runner import ansible_playbook
+from testlib.playbooks import ansible_playbook
 
 KEY_A = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfG7Q2mXoVwY0Jp3d4z8T2k1VhW9s0aRj5cN6uLqP7e demo@sandbox"

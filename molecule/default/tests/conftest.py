@@ -7,7 +7,14 @@ import shlex
 
 import pytest
 import testinfra
-from helpers import HUB, LOCAL_PORT, TUNNEL_SOCKET, close_forwards, open_hub_forward, wait_for_hub
+from testlib.molecule import (
+    HUB,
+    LOCAL_PORT,
+    TUNNEL_SOCKET,
+    close_forwards,
+    open_hub_forward,
+    wait_for_hub,
+)
 
 
 def _host(name: str) -> testinfra.host.Host:

@@ -7,7 +7,7 @@ import re
 import shlex
 
 import pytest
-from helpers import (
+from testlib.molecule import (
     EPHEMERAL,
     MODERN_ALGORITHMS,
     SSH_OPTIONS,
@@ -15,10 +15,10 @@ from helpers import (
     http_get,
     ipv6_address,
     open_ports,
-    run_playbook,
     ssh,
     wait_for,
 )
+from testlib.playbooks import run_playbook
 
 CANARY_PORT = 18080
 TEST_LISTENER_PORT = 8788

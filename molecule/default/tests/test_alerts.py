@@ -12,7 +12,7 @@ import json
 import urllib.parse
 
 import pytest
-from helpers import PASSWORDS, all_healthy, generate_recent_data, hub_client, wait_for
+from testlib.molecule import PASSWORDS, all_healthy, generate_recent_data, hub_client, wait_for
 
 PROJECT = "is24de"
 DAILY = f"scoring-daily-{PROJECT}.service"

@@ -5,8 +5,15 @@ printed to the run's output); a changed file of an installed package alerts."""
 from __future__ import annotations
 
 import pytest
-from helpers import AUDIT_PASSED, audit_failures, network_address, run_unit, show_audit, ssh_audit
 from test_alerts import alerts, wait_for_alert
+from testlib.molecule import (
+    AUDIT_PASSED,
+    audit_failures,
+    network_address,
+    run_unit,
+    show_audit,
+    ssh_audit,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ import base64
 import json
 import shlex
 
-import helpers
 import pytest
 import testinfra
-from helpers import all_healthy, luigid_tasks, run_playbook, stack_containers, wait_for
+from testlib import molecule as helpers
+from testlib.molecule import all_healthy, luigid_tasks, stack_containers, wait_for
+from testlib.playbooks import run_playbook
 
 PROJECT = "is24de"
 UNIT = f"backup-{PROJECT}"

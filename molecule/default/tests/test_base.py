@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import run_playbook, ssh
+from testlib.molecule import ssh
+from testlib.playbooks import run_playbook
 
 CONTROLLER_CAS = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
 

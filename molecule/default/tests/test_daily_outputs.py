@@ -9,8 +9,8 @@ import io
 import json
 
 import pytest
-from helpers import generate_recent_data, luigid_tasks
 from test_stage_and_rollback import run_daily, today
+from testlib.molecule import generate_recent_data, luigid_tasks
 
 ROOT = "/srv/is24de"
 OUTPUTS = f"{ROOT}/data/interim {ROOT}/data/processed {ROOT}/models"

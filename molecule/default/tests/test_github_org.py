@@ -15,7 +15,8 @@ import re
 import subprocess
 
 import pytest
-from helpers import SSH_OPTIONS, authorized_keys_checksums, run_playbook, ssh
+from testlib.molecule import SSH_OPTIONS, authorized_keys_checksums, ssh
+from testlib.playbooks import run_playbook
 
 ORG = "example"
 GITHUB = {

@@ -6,9 +6,9 @@ removed written again by a daily run, the unit not failed."""
 
 from __future__ import annotations
 
-from helpers import generate_recent_data, wait_for
 from test_alerts import alerts, alerts_since
 from test_stage_and_rollback import DAILY, run_daily
+from testlib.molecule import generate_recent_data, wait_for
 
 ROOT = "/srv/is24de"
 BACKUP = "/root/input-checks-conversions.parquet"

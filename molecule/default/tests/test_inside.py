@@ -8,16 +8,8 @@ import re
 import shlex
 
 import pytest
-from helpers import (
-    PASSWORDS,
-    SSH_OPTIONS,
-    http_get,
-    login,
-    run_playbook,
-    ssh,
-    ssh_forwards,
-    wait_for,
-)
+from testlib.molecule import PASSWORDS, SSH_OPTIONS, http_get, login, ssh, ssh_forwards, wait_for
+from testlib.playbooks import run_playbook
 
 CANARY = "/etc/scoring-canary"
 DATA = "/srv/is24de"

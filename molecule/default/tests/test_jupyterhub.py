@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import re
 
-from helpers import HUB_PORT, PASSWORDS, PROJECT, hub_client, login, run_playbook, wait_for_hub
+from testlib.molecule import HUB_PORT, PASSWORDS, PROJECT, hub_client, login, wait_for_hub
+from testlib.playbooks import run_playbook
 
 PROJECT_NAME = "is24de"
 STATE_DIR = "/var/lib/jupyterhub"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import generate_recent_data, ssh
 from test_stage_and_rollback import run_daily, today
+from testlib.molecule import generate_recent_data, ssh
 
 ROOT = "/srv/is24de"
 MODELS = f"{ROOT}/models"

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from helpers import http_get, ssh, ssh_forwards
+from testlib.molecule import http_get, ssh, ssh_forwards
 
 SERVICES = ("luigid", "dask-scheduler", "dask-worker", "worker")
 FORWARDS = "-L 18082:127.0.0.1:8082 -L 18787:127.0.0.1:8787 -L 18789:127.0.0.1:8789"

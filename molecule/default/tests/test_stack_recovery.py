@@ -12,14 +12,8 @@ import urllib.parse
 import uuid
 
 import pytest
-from helpers import (
-    all_healthy,
-    luigid_tasks,
-    release_record,
-    run_playbook,
-    stack_containers,
-    wait_for,
-)
+from testlib.molecule import all_healthy, luigid_tasks, release_record, stack_containers, wait_for
+from testlib.playbooks import run_playbook
 
 SERVICES = {"luigid", "dask-scheduler", "dask-worker", "worker"}
 IMAGE = "drtools/is24de-worker"

@@ -6,17 +6,17 @@ The tests build on each other in file order, as a release manager's day would.""
 from __future__ import annotations
 
 import pytest
-from helpers import (
+from testlib.molecule import (
     all_healthy,
     generate_recent_data,
     http_get,
     luigid_tasks,
     release_record,
-    run_playbook,
     run_unit,
     ssh_forwards,
     stack_containers,
 )
+from testlib.playbooks import run_playbook
 
 IMAGE = "drtools/is24de-worker"
 DAILY = "scoring-daily-is24de"

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import testinfra
-
-# The default scenario's helpers (playbook runner, HTTP and SSH from the laptop).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "default" / "tests"))
 
 
 def _host(name: str) -> testinfra.host.Host:

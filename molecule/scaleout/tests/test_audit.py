@@ -5,7 +5,7 @@ failed. The whole reports are printed to the run's output."""
 from __future__ import annotations
 
 import pytest
-from helpers import (
+from testlib.molecule import (
     AUDIT_PASSED,
     MODERN_ALGORITHMS,
     audit_failures,

@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import ipv6_address, open_ports, run_playbook
+from testlib.molecule import ipv6_address, open_ports
+from testlib.playbooks import run_playbook
 
 IMAGE = "drtools/is24de-worker:molecule"
 COMPOSE = "docker compose -p is24de exec -T worker"

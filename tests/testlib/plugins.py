@@ -1,4 +1,4 @@
-"""Load a role's plugins and modules as Python modules, the way their tests call them."""
+"""Load a role's plugins and modules, and the project's scripts, as Python modules."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(path: Path, name: str) -> ModuleType:
+def load_file(path: Path, name: str) -> ModuleType:
+    """The Python file at `path` (a script, an Ansible plugin), imported under `name`."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -18,9 +19,9 @@ def _load(path: Path, name: str) -> ModuleType:
 
 def filter_plugin(role: str, name: str) -> ModuleType:
     """roles/<role>/filter_plugins/<name>.py, imported under `name`."""
-    return _load(ROOT / "roles" / role / "filter_plugins" / f"{name}.py", name)
+    return load_file(ROOT / "roles" / role / "filter_plugins" / f"{name}.py", name)
 
 
 def role_module(role: str, name: str) -> ModuleType:
     """roles/<role>/library/<name>.py, the Ansible module, imported under `name`."""
-    return _load(ROOT / "roles" / role / "library" / f"{name}.py", name)
+    return load_file(ROOT / "roles" / role / "library" / f"{name}.py", name)

@@ -1,5 +1,6 @@
-"""What the checks share: running the project's playbooks against the test hosts, and
-logging in from the laptop the way a team member does."""
+"""What the Molecule scenarios' checks share: logging in from the laptop the way a team
+member does, HTTP through the forwards, the audit tool, waiting for the hosts; and the
+tests' one playbook runner, re-exported."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 # What a member's client is allowed to negotiate: the modern algorithms only, so that every
 # login of the checks proves they suffice (post-quantum hybrid or curve25519 key exchange,
@@ -40,35 +41,6 @@ SSH_OPTIONS = " ".join(
 SSH_AUDIT = Path(sys.executable).with_name("ssh-audit")
 # Its exit codes: 0 nothing to report, 2 warnings only (3 is a failure, 1 no connection).
 AUDIT_PASSED = (0, 2)
-
-
-def run_playbook(
-    playbook: str,
-    extra_vars: dict | None = None,
-    timeout: int = 600,
-    inventory: Path | None = None,
-    tags: str = "",
-) -> subprocess.CompletedProcess:
-    """Run one of the project's playbooks against the Molecule hosts (or `inventory`)."""
-    command = [
-        "ansible-playbook",
-        "-i",
-        str(inventory or os.environ["MOLECULE_INVENTORY_FILE"]),
-        str(PROJECT / playbook),
-    ]
-    if tags:
-        command += ["--tags", tags]
-    if extra_vars:
-        command += ["-e", json.dumps(extra_vars)]
-    env = os.environ | {
-        "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def ssh(laptop, user: str, command: str, *options: str):
