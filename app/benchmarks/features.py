@@ -13,6 +13,10 @@ users), then measures, every run in a child process of its own so that its peak 
 - the whole daily job for one date, step by step: new partial, slide, test set, prediction
   with publishing (reading the test set, scoring, writing the predictions), ours
   (scoring.pipeline) against a DuckDB + scikit-learn script with the same model;
+- prediction on a test set of nearly all distinct rows (benchmarks/testsets.py: account
+  ages over years, long-tailed counts, a continuous attribute), the project's scoring of a
+  stored feature table (pipeline.score_file) against the plain pandas + scikit-learn script;
+  the share of distinct classes of this set and of the daily job's is printed;
 - optionally (--backfill) a 90-date backfill from raw with 1 and 2 Dask workers.
 
 After the runs a child compares the results as whole tables (every value and every null,
@@ -376,23 +380,81 @@ def run_job_test_set_duckdb(context: Context) -> dict:
 
 
 def run_job_predict_duckdb(context: Context) -> dict:
-    """The plain script: pandas reads the test set, scikit-learn scores, pandas writes."""
-    import pandas as pd  # noqa: PLC0415
+    """The plain script of `_plain_prediction`, on the daily job's test set."""
     from scoring.modeling import train  # noqa: PLC0415
 
     model = train.load_model(
         context.naming.model_path(context.settings, context.model_identifier())
     )
 
+    source, target = context.duck / "test.parquet", context.duck / "predictions.parquet"
+    seconds, rows = _timed(lambda: _plain_prediction(model, source, target))
+    return {"seconds": seconds, "rows": rows}
+
+
+# --- prediction on a test set of distinct rows ----------------------------------------------
+
+
+def _distinct_paths(context: Context) -> tuple[Path, Path]:
+    return context.out / "distinct-test.parquet", context.out / "distinct-model.pkl"
+
+
+def run_distinct_prepare(context: Context) -> dict:
+    """The high-cardinality test set (once) and a model trained on another draw of it."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    import testsets  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
+
+    source, model_path = _distinct_paths(context)
+    names = [*context.spec.names, testsets.CONTINUOUS]
+    if not source.exists() or not model_path.exists():
+        _, users = json.loads((context.root / "request.json").read_text())
+        sample = testsets.high_cardinality(names, TRAIN_ROWS, context.date, seed=1)
+        model = train.train(sample.to_pandas(), MODEL_TYPE, names, "distinct")
+        train.save_model(model, model_path)
+        table = testsets.high_cardinality(names, users, context.date, seed=2)
+        pq.write_table(table.drop_columns(["target"]), source)
+    model = train.load_model(model_path)
+    return {"seconds": 0.0, "share": testsets.class_share(model, pq.read_table(source))}
+
+
+def run_distinct_ours(context: Context) -> dict:
+    from scoring import atomic, pipeline  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
+
+    source, model_path = _distinct_paths(context)
+    model = train.load_model(model_path)
+    _client(context)
+    target = context.out / "distinct-predictions.parquet"
+
     def work():
-        frame = pd.read_parquet(context.duck / "test.parquet")
-        scores = model.estimator.predict_proba(frame)[:, 1]  # the saved scikit-learn model
-        pd.DataFrame({"id": frame["id"], "date": frame["date"], "target": scores}).to_parquet(
-            context.duck / "predictions.parquet", index=False
-        )
-        return len(frame)
+        table = pipeline.score_file(context.settings, model, source, "distinct", progress=False)
+        atomic.write_parquet(table, target)
+        return table.num_rows
 
     seconds, rows = _timed(work)
+    return {"seconds": seconds, "rows": rows}
+
+
+def _plain_prediction(model, source: Path, target: Path) -> int:
+    """The plain script: pandas reads the test set, scikit-learn scores, pandas writes."""
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.read_parquet(source)
+    scores = model.estimator.predict_proba(frame)[:, 1]  # the saved scikit-learn model
+    pd.DataFrame({"id": frame["id"], "date": frame["date"], "target": scores}).to_parquet(
+        target, index=False
+    )
+    return len(frame)
+
+
+def run_distinct_peer(context: Context) -> dict:
+    from scoring.modeling import train  # noqa: PLC0415
+
+    source, model_path = _distinct_paths(context)
+    model = train.load_model(model_path)
+    target = context.duck / "distinct-predictions.parquet"
+    seconds, rows = _timed(lambda: _plain_prediction(model, source, target))
     return {"seconds": seconds, "rows": rows}
 
 
@@ -408,6 +470,25 @@ def _generate(settings, events: int, users: int, days: int, seed: int) -> int:
         events, users, days, start=START - dt.timedelta(days=1), seed=seed
     )
     return generate(config, settings)
+
+
+def _record_model(context: Context) -> None:
+    """The registry's record of the benchmark's model, which publishing names in each file."""
+    from scoring.modeling import train  # noqa: PLC0415
+    from scoring.monitoring import registry  # noqa: PLC0415
+
+    identifier = context.model_identifier()
+    if registry.read_metadata(context.settings, identifier) is not None:
+        return
+    model = train.load_model(context.naming.model_path(context.settings, identifier))
+    line = registry.line_of(context.settings, MODEL_TYPE, model.params, context.spec.hash)
+    record = {
+        "model_id": identifier,
+        "line": line,
+        "labels": {"hash": model.label_hash, "lead_window": context.settings.lead_window},
+        "gate": {"decision": "benchmark", "reason": "trained by the benchmark"},
+    }
+    registry.write_metadata(context.settings, identifier, record)
 
 
 def run_prepare(context: Context) -> dict:
@@ -433,6 +514,7 @@ def run_prepare(context: Context) -> dict:
         labelled = build.add_labels(settings, features, previous_date).to_pandas()
         sample = labelled.sample(min(len(labelled), TRAIN_ROWS), random_state=0)
         train.save_model(train.train(sample, MODEL_TYPE, spec.names, spec.hash), model_path)
+    _record_model(context)
     window_events = sum(pq.read_metadata(f).num_rows for f in context.window_files(context.date))
     return {"seconds": 0.0, "events": window_events}
 
@@ -461,10 +543,21 @@ def run_compare(context: Context) -> dict:
             pq.read_table(context.predictions_path()),
             pq.read_table(duck / "predictions.parquet"),
         ),
+        (
+            "distinct rows' predictions: scikit-learn vs ours",
+            pq.read_table(out / "distinct-predictions.parquet"),
+            pq.read_table(duck / "distinct-predictions.parquet"),
+        ),
     ]
     for what, expected, actual in checks:
         peers.compare_tables(expected, actual, what)
-    return {"seconds": 0.0, "checked": [what for what, _, _ in checks]}
+    import testsets  # noqa: PLC0415
+    from scoring.modeling import train  # noqa: PLC0415
+
+    model_path = context.naming.model_path(context.settings, context.model_identifier())
+    model = train.load_model(model_path)
+    share = testsets.class_share(model, pq.read_table(context.test_set_path()))
+    return {"seconds": 0.0, "checked": [what for what, _, _ in checks], "share": share}
 
 
 # --- backfill ----------------------------------------------------------------------------
@@ -534,6 +627,7 @@ PAIRS = {
     "full recompute": ("full_ours", "full_duckdb"),
     "incremental": ("slide_ours", "slide_duckdb"),
     "incremental, slide only": ("slide_core_ours", "slide_duckdb"),
+    "prediction, distinct rows": ("distinct_ours", "distinct_peer"),
 }
 JOB_STEPS = ["partial", "slide", "test_set", "predict"]
 PARTS = [*PAIRS, "daily job"]
@@ -619,6 +713,9 @@ def bench_size(args, events: int) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     (root / "request.json").write_text(json.dumps([events, args.users]))
     window_events = _measure("prepare", root)["events"]
+    distinct_share = None
+    if "prediction, distinct rows" in args.parts:
+        distinct_share = _measure("distinct_prepare", root)["share"]
     runs: dict[str, list[dict]] = {}
     order = [run for label, pair in PAIRS.items() if label in args.parts for run in pair]
     order = list(dict.fromkeys(order))  # a peer shared by two pairs runs once per round
@@ -633,10 +730,17 @@ def bench_size(args, events: int) -> dict:
     print(f"\n{window_events:,} events in the {WINDOW}-day window, {args.users:,} users")
     for label, (ours, peer) in PAIRS.items():
         if label in args.parts:
-            print(_line(label, best[ours], best[peer]))
+            rows = best[ours].get("rows") if label.startswith("prediction") else None
+            print(_line(label, best[ours], best[peer], rows))
+    if distinct_share is not None:
+        print(f"  distinct rows' test set: {distinct_share:.1%} of its rows are distinct classes")
+    result = {"events": window_events, "users": args.users, "runs": best}
+    result["distinct_share"] = distinct_share
     if args.parts != PARTS:
-        return {"events": window_events, "users": args.users, "runs": best}
-    checked = _measure("compare", root)["checked"]
+        return result
+    compared = _measure("compare", root)
+    checked = compared["checked"]
+    print(f"  daily job's test set: {compared['share']:.1%} of its rows are distinct classes")
     users = best["job_predict_ours"]["rows"]
     totals = {}
     for who in ("ours", "duckdb"):
@@ -655,7 +759,7 @@ def bench_size(args, events: int) -> dict:
         )
     print(_line("daily job: total", totals["ours"], totals["duckdb"]))
     print(f"  equal as whole tables: {'; '.join(checked)}")
-    return {"events": window_events, "users": args.users, "runs": best, "job_totals": totals}
+    return {**result, "job_totals": totals, "job_share": compared["share"]}
 
 
 def bench_backfill(args) -> dict:

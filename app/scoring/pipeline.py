@@ -265,16 +265,7 @@ def write_predictions(
     identifier = serving_model(settings, spec, model_type, train_end, date)
     model = train.load_model(naming.model_path(settings, identifier))
     source = naming.test_set_path(settings, date, spec.hash)
-    # One partition of users per thread of the cluster's workers, each a Dask task that
-    # reads its rows of the test set itself (the graph holds the model and a path, not the
-    # data) and scores them on one OpenMP thread; order is kept.
-    rows = pq.read_metadata(source).num_rows
-    size = max(1, -(-rows // worker_threads(settings)))
-    tasks = [
-        delayed(_score_partition)(model, source, offset, size)
-        for offset in range(0, max(rows, 1), size)
-    ]
-    scores = run_tasks(settings, tasks, f"scoring {date}", progress)
+    table = score_file(settings, model, source, f"scoring {date}", progress=progress)
     target = naming.predictions_path(settings, identifier, date)
     record = registry.read_record(settings, identifier)
     decision = (
@@ -291,7 +282,6 @@ def write_predictions(
         "decision": decision,
         "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    table = pa.concat_tables(scores)
     metadata = {**(table.schema.metadata or {}), PUBLISHED_KEY: json.dumps(served)}
     atomic.write_parquet(table.replace_schema_metadata(metadata), target)
     # Today's scores are always what is served; a past date keeps the scores first
@@ -301,6 +291,29 @@ def write_predictions(
             json.dumps(served, indent=2) + "\n", published_record_path(settings, date)
         )
     return target
+
+
+def score_file(
+    settings: Settings,
+    model: train.TrainedModel,
+    source: Path,
+    label: str,
+    *,
+    progress: bool = True,
+) -> pa.Table:
+    """The predictions of a stored feature table, in its order.
+
+    One partition of users per thread of the cluster's workers, each a Dask task that reads
+    its rows of the file itself (the graph holds the model and a path, not the data) and
+    scores them on one OpenMP thread.
+    """
+    rows = pq.read_metadata(source).num_rows
+    size = max(1, -(-rows // worker_threads(settings)))
+    tasks = [
+        delayed(_score_partition)(model, source, offset, size)
+        for offset in range(0, max(rows, 1), size)
+    ]
+    return pa.concat_tables(run_tasks(settings, tasks, label, progress))
 
 
 def _score_partition(model: train.TrainedModel, source: Path, offset: int, size: int) -> pa.Table:

@@ -54,8 +54,16 @@ def test_scores_equal_predict_proba_bit_for_bit(model_type, monkeypatch):
 
 
 def test_binned_scoring_is_used_for_the_boosted_model():
+    """Fails loudly on a scikit-learn whose private attributes the binned scoring reads
+    have changed (the lock pins the one they were read from)."""
     model = modeling_train.train(_frame(2_000, seed=3), "hgb", NAMES, "f" * 8)
     assert predict._binned_booster(model) is not None
+    _, booster = predict._binned_booster(model)
+    (tree,) = booster._predictors[0]
+    fields = {"is_leaf", "feature_idx", "bin_threshold", "missing_go_to_left", "value"}
+    assert fields <= set(tree.nodes.dtype.names)
+    assert len(booster._bin_mapper.bin_thresholds_) == len(NAMES)
+    assert booster._bin_mapper.missing_values_bin_idx_ == booster._bin_mapper.n_bins - 1
 
 
 def test_a_missing_feature_is_named():
@@ -65,16 +73,16 @@ def test_a_missing_feature_is_named():
 
 
 def _lookup_calls(monkeypatch) -> list[bool]:
-    """Whether each binning went through the lookup tables (True) or the binary search."""
+    """Whether each binning went column by column (True) or through the float matrix."""
     calls = []
-    real = predict._bins_by_lookup
+    real = predict._bins_by_column
 
     def spy(*args):
         binned = real(*args)
         calls.append(binned is not None)
         return binned
 
-    monkeypatch.setattr(predict, "_bins_by_lookup", spy)
+    monkeypatch.setattr(predict, "_bins_by_column", spy)
     return calls
 
 
@@ -93,23 +101,62 @@ def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
     assert np.array_equal(scores, model.predict_proba(features))
     pipeline, booster = predict._binned_booster(model)
     assert np.array_equal(
-        predict._bins_by_lookup(pipeline, booster, features[NAMES]),
+        predict._bins_by_column(pipeline, booster, features[NAMES]),
         predict._bins(pipeline, booster, features[NAMES]),
     )
 
 
-@pytest.mark.parametrize("change", ["float", "wide"])
+@pytest.mark.parametrize("change", ["float", "wide", "continuous"])
 def test_other_columns_are_binned_by_search(monkeypatch, change):
-    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    train = _frame(3_000, seed=1)
     features = _frame(1_000, seed=2)
     if change == "float":
         features["saves"] = features["saves"].astype(np.float64)
         features.loc[4, "saves"] = np.nan  # the missing-value bin
-    else:
+        features.loc[5, "saves"] = np.inf
+        features.loc[6, "saves"] = -np.inf
+    elif change == "wide":
         features.loc[4, "account_age_days"] = 2 * predict.LOOKUP_RANGE
+    else:  # a continuous column in training too, values on and beside its thresholds
+        rng = np.random.default_rng(5)
+        train["saves"] = rng.lognormal(1, 1, len(train))
+        features["saves"] = rng.lognormal(1, 1, len(features))
+        features.loc[4, "saves"] = np.nan
+    model = modeling_train.train(train, "hgb", NAMES, "f" * 8)
+    if change == "continuous":
+        pipeline, booster = predict._binned_booster(model)
+        thresholds = booster._bin_mapper.bin_thresholds_[NAMES.index("saves")]
+        features.loc[10 : 10 + len(thresholds) - 1, "saves"] = thresholds
     calls = _lookup_calls(monkeypatch)
     scores = predict.probabilities(model, features)
-    assert calls == [False]
+    assert calls == [True]
+    assert np.array_equal(scores, model.predict_proba(features))
+    pipeline, booster = predict._binned_booster(model)
+    assert np.array_equal(
+        predict._bins_by_column(pipeline, booster, features[NAMES]),
+        predict._bins(pipeline, booster, features[NAMES]),
+    )
+
+
+@pytest.mark.parametrize("alike", [True])
+def test_classes_of_alike_rows_are_found_only_where_a_sample_shows_many(monkeypatch, alike):
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    monkeypatch.setattr(predict, "SAMPLE_ROWS", 64)
+    features = _frame(2_000, seed=2)
+    if alike:  # a few users, each many times over
+        features = features.iloc[np.arange(2_000) % 20].reset_index(drop=True)
+    else:  # every row its own class: a continuous column the trees split finely
+        features["account_age_days"] = np.random.default_rng(3).permutation(2_000)
+    sizes = []
+    real = predict._distinct_rows
+
+    def spy(booster, binned):
+        sizes.append(len(binned))
+        return real(booster, binned)
+
+    monkeypatch.setattr(predict, "_distinct_rows", spy)
+    scores = predict.probabilities(model, features)
+    assert sizes == ([64, 2_000] if alike else [64])
     assert np.array_equal(scores, model.predict_proba(features))
 
 

@@ -217,11 +217,12 @@ def ssh_forwards(laptop, user: str, forwards: str, socket: str):
 
 def open_hub_forward(laptop, user: str, local_port: int, socket: str) -> None:
     """Copy hub_client.py to the laptop and forward `local_port` there to the master's hub."""
-    laptop.ansible(
+    copied = laptop.ansible(
         "copy",
         f"src={Path(__file__).with_name('hub_client.py')} dest={CLIENT} mode=0755",
         check=False,
     )
+    assert not copied.get("failed"), copied.get("msg")
     open_forwards(laptop, user, f"-L {local_port}:127.0.0.1:{HUB_PORT}", socket)
 
 

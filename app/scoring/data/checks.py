@@ -407,7 +407,11 @@ def _check_no_users_lost(settings: Settings, day: dt.date, users: pa.Table) -> N
         earlier = pq.read_table(before, columns=["user_id"])["user_id"]
     except (FileNotFoundError, pa.ArrowException, OSError):
         return  # nothing to compare with; that snapshot fails its own checks when used
-    ids = np.unique(earlier.to_numpy().astype(np.int64, copy=False))
+    ids = earlier.to_numpy().astype(np.int64, copy=False)
+    # Snapshots are exported in id order: strictly increasing ids are already np.unique's
+    # result, without its sort (0.4 s of 1M ids in a new process).
+    if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
+        ids = np.unique(ids)
     if not ids.size:
         return
     lost = ids[dataset.rows_of_sorted(ids, users["user_id"]) < 0]

@@ -7,9 +7,10 @@ probabilities as `predict_proba` (test_predict_model checks it). The binned bloc
 sixteenth of the float matrix and stays in the CPU cache while the trees run over it.
 Integer columns of a small range (all of the feature table's) get their bins from one
 lookup table per column, built by the model's own binning of every value of the range.
+Other numbers are binned by the same binary search as the model's, column by column.
 Rows that no split of any tree tells apart (such as the many users with the same
-counts) reach the same leaves: each class of them is scored once (half of the rows of the
-benchmark's test set).
+counts) reach the same leaves: each class of them is scored once, where a sample of the
+rows shows that such classes are common (docs/benchmarks.md gives each test set's share).
 Other models go through `TrainedModel.predict_proba`.
 """
 
@@ -32,6 +33,11 @@ BLOCK_ROWS = 1 << 16
 LOOKUP_RANGE = 1 << 16
 # Classes of alike rows are keyed by one int64 while their codes' product is below this.
 KEY_LIMIT = 2.0**63
+# Rows of the evenly spaced sample that decides whether classes of alike rows are worth
+# finding, and the share of classes in it above which every row is scored instead: finding
+# the classes costs about a tenth of what the trees cost per row.
+SAMPLE_ROWS = 8_192
+DISTINCT_SHARE = 0.9
 # Private scikit-learn attributes the binned scoring uses; without any of them (another
 # scikit-learn version) the model is scored through predict_proba.
 _BINNED_ATTRIBUTES = ("_bin_mapper", "_predictors", "_baseline_prediction", "_loss")
@@ -46,6 +52,8 @@ def _binned_booster(model: TrainedModel) -> tuple[Pipeline, HistGradientBoosting
     if not isinstance(booster, HistGradientBoostingClassifier):
         return None
     if not all(hasattr(booster, name) for name in _BINNED_ATTRIBUTES):
+        return None
+    if not hasattr(booster._bin_mapper, "bin_thresholds_"):
         return None
     if getattr(booster, "n_trees_per_iteration_", None) != 1 or booster.is_categorical_ is not None:
         return None  # multi-class and categorical splits keep the general path
@@ -62,41 +70,58 @@ def _bins(
     return np.ascontiguousarray(booster._bin_mapper.transform(matrix))
 
 
-def _bins_by_lookup(
+def _bins_by_column(
     pipeline: Pipeline,
     booster: HistGradientBoostingClassifier,
     features: pd.DataFrame | dict[str, np.ndarray],
 ) -> np.ndarray | None:
-    """The same binned matrix through one lookup table per column, or None.
+    """The same binned matrix, column by column, without the float matrix; None when a
+    column is neither integers nor floats (the general path then names the problem).
 
-    Applies when every column holds integers within a range of at most LOOKUP_RANGE values
-    (the counts, days and flags of the feature table). The tables are the bins that the
-    same preprocessing and `_bin_mapper` give for every integer of each column's range, and
-    the preprocessing of the boosted model works value by value (a cast to float), so a
-    row's bins are the same as `_bins` gives, without a binary search per value.
-    `features` is a frame or the numpy columns of one, by name.
+    The preprocessing of the boosted model works value by value (a cast to float64), so
+    each column is binned on its own. Integers within a range of at most LOOKUP_RANGE
+    values (the counts, days and flags of the feature table) through one lookup table per
+    column: the bins that the same preprocessing and `_bin_mapper` give for every integer of
+    the range. Other numbers by the binary search that `_bin_mapper` itself runs: a value's
+    bin is the number of the feature's thresholds below it, a missing value (NaN, or a null
+    of an Arrow column) the missing-value bin. `features` is a frame or the numpy columns
+    of one, by name.
     """
     names = list(features.columns if isinstance(features, pd.DataFrame) else features)
     columns = [np.asarray(features[name]) for name in names]
-    if not columns or not all(c.dtype.kind in "iu" for c in columns):
+    if not columns or not all(c.dtype.kind in "iuf" for c in columns):
         return None
-    lows = [int(c.min()) for c in columns]
-    spans = [int(c.max()) - low for c, low in zip(columns, lows, strict=True)]
-    size = max(spans) + 1
-    if size > LOOKUP_RANGE:
-        return None
-    steps = np.arange(size, dtype=np.int64)
-    grid = pd.DataFrame(
-        {
-            name: (low + np.minimum(steps, span)).astype(column.dtype)
-            for name, column, low, span in zip(names, columns, lows, spans, strict=True)
-        }
-    )
-    tables = _bins(pipeline, booster, grid)
-    binned = np.empty((len(columns[0]), len(columns)), dtype=tables.dtype)
-    for index, (column, low) in enumerate(zip(columns, lows, strict=True)):
-        offsets = column.astype(np.intp) - low  # no overflow of narrow integer types
-        binned[:, index] = tables[offsets, index]
+    mapper = booster._bin_mapper
+    missing = mapper.missing_values_bin_idx_
+    binned = np.empty((len(columns[0]), len(columns)), dtype=np.uint8)
+    lookup = {}
+    for index, column in enumerate(columns):
+        if column.dtype.kind in "iu" and column.size:
+            low, high = int(column.min()), int(column.max())
+            if high - low < LOOKUP_RANGE:
+                lookup[index] = (low, high)
+                continue
+        values = column.astype(np.float64, copy=False)
+        bins = np.searchsorted(mapper.bin_thresholds_[index], values, side="left")
+        bins[np.isnan(values)] = missing
+        binned[:, index] = bins
+    if lookup:
+        size = max(high - low for low, high in lookup.values()) + 1
+        steps = np.arange(size, dtype=np.int64)
+        grid = pd.DataFrame(
+            {
+                name: (
+                    lookup[index][0] + np.minimum(steps, lookup[index][1] - lookup[index][0])
+                    if index in lookup
+                    else np.zeros(size)
+                ).astype(columns[index].dtype)
+                for index, name in enumerate(names)
+            }
+        )
+        tables = _bins(pipeline, booster, grid)
+        for index, (low, _) in lookup.items():
+            offsets = columns[index].astype(np.intp) - low  # no overflow of narrow types
+            binned[:, index] = tables[offsets, index]
     return binned
 
 
@@ -177,17 +202,30 @@ def _binned_probabilities(
     threads: int | None = None,
 ) -> np.ndarray:
     if isinstance(features, pa.Table):  # numpy views of the columns, no frame unless needed
-        binned = _bins_by_lookup(pipeline, booster, _numpy_columns(features))
+        binned = _bins_by_column(pipeline, booster, _numpy_columns(features))
         if binned is None:
             binned = _bins(pipeline, booster, features.to_pandas())
     else:
-        binned = _bins_by_lookup(pipeline, booster, features)
+        binned = _bins_by_column(pipeline, booster, features)
         if binned is None:
             binned = _bins(pipeline, booster, features)
+    if not _alike_rows_abound(booster, binned):
+        raw = _raw_predictions(booster, binned, threads)
+        return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
     # Each class of rows that reach the same leaves is scored once.
     first, rows = _distinct_rows(booster, binned)
     raw = _raw_predictions(booster, np.ascontiguousarray(binned[first]), threads)
     return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1][rows]
+
+
+def _alike_rows_abound(booster: HistGradientBoostingClassifier, binned: np.ndarray) -> bool:
+    """Whether an evenly spaced sample of the rows has few enough classes of alike rows
+    for scoring each class once to pay (a sample has at least its table's share)."""
+    if binned.shape[0] <= 2 * SAMPLE_ROWS:
+        return True
+    sample = binned[:: binned.shape[0] // SAMPLE_ROWS][:SAMPLE_ROWS]
+    first, _ = _distinct_rows(booster, sample)
+    return len(first) <= DISTINCT_SHARE * len(sample)
 
 
 def _numpy_columns(table: pa.Table) -> dict[str, np.ndarray]:

@@ -316,12 +316,29 @@ def capture_luigid(config: Config, target: Path) -> None:
                 shutil.copy2(source / name, target / name, follow_symlinks=False)
     finally:
         if running:
-            again = docker("start", container)
-            if again.returncode != 0:
-                raise BackupError(f"luigid did not start again: {again.stderr.strip()}")
+            start_again(container)
     if running:
         wait_until_healthy(container, config.luigid["stop_timeout"] + 60)
         log(f"luigid was down for {time.monotonic() - started:.1f} s to save its state")
+
+
+# Attempts to start luigid again after the copy, and the pause before each retry: the
+# container runtime can refuse one start under load ("runc create failed ... connection
+# reset by peer") and take the next, and luigid must not stay down after a backup.
+START_ATTEMPTS = 3
+START_RETRY_SECONDS = 3
+
+
+def start_again(container: str) -> None:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        again = docker("start", container)
+        if again.returncode == 0:
+            return
+        error = again.stderr.strip()
+        if attempt < START_ATTEMPTS:
+            log(f"luigid did not start (attempt {attempt} of {START_ATTEMPTS}): {error}")
+            time.sleep(START_RETRY_SECONDS * attempt)
+    raise BackupError(f"luigid did not start again after {START_ATTEMPTS} attempts: {error}")
 
 
 def wait_until_healthy(container: str, within_seconds: int) -> None:
