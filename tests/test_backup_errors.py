@@ -75,6 +75,6 @@ def test_luigid_is_started_again_when_the_runtime_refuses_a_start_once(monkeypat
 
 def test_luigid_left_down_fails_the_backup_naming_the_runtime_error(monkeypatch):
     calls = _fake_docker(monkeypatch, refusals=backup.START_ATTEMPTS)
-    with pytest.raises(backup.BackupError, match="after 3 attempts: .*read init-p"):
+    with pytest.raises(backup.BackupError, match=r"after 3 attempts: .*read init-p"):
         backup.start_again("luigid")
     assert len([call for call in calls if call[0] == "start"]) == backup.START_ATTEMPTS
