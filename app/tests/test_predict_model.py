@@ -86,15 +86,8 @@ def _lookup_calls(monkeypatch) -> list[bool]:
     return calls
 
 
-def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
-    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
-    features = _frame(1_000, seed=2)
-    # Beyond the training range (last bin), and narrow types whose offsets must not wrap.
-    features.loc[3, "account_age_days"] = 5_000
-    features["is_premium"] = features["is_premium"].astype(np.int8)
-    features.loc[7, "is_premium"] = np.int8(-128)
-    features.loc[8, "is_premium"] = np.int8(127)
-    features["saves"] = features["saves"].astype(np.uint16)
+def _assert_binned_by_column_exactly(monkeypatch, model, features: pd.DataFrame) -> None:
+    """Scoring bins column by column, into the model's own bins and scores."""
     calls = _lookup_calls(monkeypatch)
     scores = predict.probabilities(model, features)
     assert calls == [True]
@@ -104,6 +97,18 @@ def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
         predict._bins_by_column(pipeline, booster, features[NAMES]),
         predict._bins(pipeline, booster, features[NAMES]),
     )
+
+
+def test_integer_columns_are_binned_by_lookup_exactly(monkeypatch):
+    model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
+    features = _frame(1_000, seed=2)
+    # Beyond the training range (last bin), and narrow types whose offsets must not wrap.
+    features.loc[3, "account_age_days"] = 5_000
+    features["is_premium"] = features["is_premium"].astype(np.int8)
+    features.loc[7, "is_premium"] = np.int8(-128)
+    features.loc[8, "is_premium"] = np.int8(127)
+    features["saves"] = features["saves"].astype(np.uint16)
+    _assert_binned_by_column_exactly(monkeypatch, model, features)
 
 
 @pytest.mark.parametrize("change", ["float", "wide", "continuous"])
@@ -124,18 +129,10 @@ def test_other_columns_are_binned_by_search(monkeypatch, change):
         features.loc[4, "saves"] = np.nan
     model = modeling_train.train(train, "hgb", NAMES, "f" * 8)
     if change == "continuous":
-        pipeline, booster = predict._binned_booster(model)
+        _, booster = predict._binned_booster(model)
         thresholds = booster._bin_mapper.bin_thresholds_[NAMES.index("saves")]
         features.loc[10 : 10 + len(thresholds) - 1, "saves"] = thresholds
-    calls = _lookup_calls(monkeypatch)
-    scores = predict.probabilities(model, features)
-    assert calls == [True]
-    assert np.array_equal(scores, model.predict_proba(features))
-    pipeline, booster = predict._binned_booster(model)
-    assert np.array_equal(
-        predict._bins_by_column(pipeline, booster, features[NAMES]),
-        predict._bins(pipeline, booster, features[NAMES]),
-    )
+    _assert_binned_by_column_exactly(monkeypatch, model, features)
 
 
 @pytest.mark.parametrize("alike", [True])
