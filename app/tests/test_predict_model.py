@@ -135,15 +135,19 @@ def test_other_columns_are_binned_by_search(monkeypatch, change):
     _assert_binned_by_column_exactly(monkeypatch, model, features)
 
 
-@pytest.mark.parametrize("alike", [True])
+@pytest.mark.parametrize("alike", [True, False])
 def test_classes_of_alike_rows_are_found_only_where_a_sample_shows_many(monkeypatch, alike):
     model = modeling_train.train(_frame(3_000, seed=1), "hgb", NAMES, "f" * 8)
     monkeypatch.setattr(predict, "SAMPLE_ROWS", 64)
     features = _frame(2_000, seed=2)
     if alike:  # a few users, each many times over
         features = features.iloc[np.arange(2_000) % 20].reset_index(drop=True)
-    else:  # every row its own class: a continuous column the trees split finely
-        features["account_age_days"] = np.random.default_rng(3).permutation(2_000)
+    else:  # nearly every row its own class: ages spread over the trained range, and
+        # search counts beyond the common ones, that the trees split finely
+        rng = np.random.default_rng(3)
+        ages = np.linspace(0, 899, 2_000).astype(np.int32)
+        features["account_age_days"] = rng.permutation(ages)
+        features["searches"] = rng.integers(0, 12, 2_000).astype(np.int32)
     sizes = []
     real = predict._distinct_rows
 
