@@ -70,19 +70,27 @@ def test_dense_or_sorted_users_are_not_hashed(monkeypatch, scale, users, expecte
         SORTED,
         np.sort(np.concatenate([SORTED, SORTED[::7]])),  # repeated ids: the first
         RNG.permutation(SORTED),
+        SORTED * 10**6,  # sparse: binary search
         SORTED[:0],
         SORTED[:1],
     ],
-    ids=["sorted", "repeats", "unsorted", "no-users", "one-user"],
+    ids=["sorted", "repeats", "unsorted", "sparse-sorted", "no-users", "one-user"],
 )
 def test_rows_of_sorted_ids_equal_pyarrow_index_in(user_ids):
-    ids = np.unique(IDS)
+    ids = np.unique(IDS) * (10**6 if len(user_ids) and user_ids[0] >= 10**6 else 1)
     user_ids = pa.chunked_array([pa.array(user_ids, pa.int64())])
     expected = pc.fill_null(pc.index_in(pa.array(ids), value_set=user_ids), -1).to_numpy()
     assert np.array_equal(dataset.rows_of_sorted(ids, user_ids), expected)
 
 
-def test_rows_of_sorted_ids_in_an_ordered_snapshot_build_no_table(monkeypatch):
-    monkeypatch.setattr(dataset, "index_in", lambda *a, **k: pytest.fail("table or hash"))
-    rows = dataset.rows_of_sorted(np.array([2, 5, 9]), pa.array([2, 4, 5, 7], pa.int64()))
-    assert rows.tolist() == [0, 2, -1]
+@pytest.mark.parametrize(
+    ("scale", "lookup"), [(1, "_search_sorted"), (10**9, "_positions")], ids=["dense", "sparse"]
+)
+def test_rows_of_sorted_ids_in_an_ordered_snapshot_check_no_repeats(monkeypatch, scale, lookup):
+    """Dense ids of an ordered snapshot by a table of positions, sparse ones by binary
+    search; neither hashes nor checks the snapshot for repeated ids (`index_in`)."""
+    monkeypatch.setattr(dataset, "index_in", lambda *a, **k: pytest.fail("repeats checked"))
+    monkeypatch.setattr(dataset, lookup, lambda *a, **k: pytest.fail(f"{lookup} used"))
+    users = pa.array([2 * scale, 4 * scale, 5 * scale, 7 * scale], pa.int64())
+    rows = dataset.rows_of_sorted(np.array([1, 2, 5, 9]) * scale, users)
+    assert rows.tolist() == [-1, 0, 2, -1]
