@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -396,7 +397,14 @@ def run_job_predict_duckdb(context: Context) -> dict:
 
 
 def _distinct_paths(context: Context) -> tuple[Path, Path]:
-    return context.out / "distinct-test.parquet", context.out / "distinct-model.pkl"
+    """Named by the generator's source, so that a changed generator makes a new set."""
+    import testsets  # noqa: PLC0415
+
+    version = hashlib.sha256(Path(testsets.__file__).read_bytes()).hexdigest()[:12]
+    return (
+        context.out / f"distinct-test-{version}.parquet",
+        context.out / f"distinct-model-{version}.pkl",
+    )
 
 
 def run_distinct_prepare(context: Context) -> dict:
