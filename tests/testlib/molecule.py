@@ -107,6 +107,9 @@ def run_unit(master, unit: str):
     """Start a systemd unit as its timer would; its result and this run's journal lines."""
     run = master.run(f"systemctl start {unit}.service")
     invocation = master.check_output(f"systemctl show --property InvocationID --value {unit}")
+    # journald stores what the unit wrote after the unit has ended; --sync returns once
+    # everything logged before it is stored, so that the lines below are all there.
+    master.check_output("journalctl --sync")
     journal = master.check_output(
         f"journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
     )
