@@ -150,25 +150,33 @@ def _timed(function) -> tuple[float, object]:
 # --- full recompute ------------------------------------------------------------------
 
 
-def run_full_ours(context: Context) -> dict:
+def _full_ours(context: Context):
+    """Ours' full recompute, ready to time (the in-process cluster started)."""
     from scoring.features import build  # noqa: PLC0415
 
     _client(context)
-    seconds, state = _timed(
-        lambda: build.state_from_files(context.settings, context.spec, context.date, "raw", False)
+    return lambda: build.state_from_files(
+        context.settings, context.spec, context.date, "raw", False
     )
+
+
+def _full_duckdb(context: Context):
+    """The peer's single-pass query, ready to time (its connection made)."""
+    import peers  # noqa: PLC0415
+
+    connection = peers.connect(THREADS)
+    files = context.window_files(context.date)
+    return lambda: peers.full_state(connection, context.spec, files, context.cutoff)
+
+
+def run_full_ours(context: Context) -> dict:
+    seconds, state = _timed(_full_ours(context))
     _write_arrow(state, context.out / "full-ours.arrow")
     return {"seconds": seconds, "rows": state.num_rows}
 
 
 def run_full_duckdb(context: Context) -> dict:
-    import peers  # noqa: PLC0415
-
-    connection = peers.connect(THREADS)
-    files = context.window_files(context.date)
-    seconds, state = _timed(
-        lambda: peers.full_state(connection, context.spec, files, context.cutoff)
-    )
+    seconds, state = _timed(_full_duckdb(context))
     _write_arrow(state, context.out / "full-duckdb.arrow")
     return {"seconds": seconds, "rows": state.num_rows}
 
@@ -187,23 +195,12 @@ def _warm(function) -> tuple[float, object]:
 
 
 def run_full_warm_ours(context: Context) -> dict:
-    from scoring.features import build  # noqa: PLC0415
-
-    _client(context)
-    seconds, state = _warm(
-        lambda: build.state_from_files(context.settings, context.spec, context.date, "raw", False)
-    )
+    seconds, state = _warm(_full_ours(context))
     return {"seconds": seconds, "rows": state.num_rows}
 
 
 def run_full_warm_duckdb(context: Context) -> dict:
-    import peers  # noqa: PLC0415
-
-    connection = peers.connect(THREADS)
-    files = context.window_files(context.date)
-    seconds, state = _warm(
-        lambda: peers.full_state(connection, context.spec, files, context.cutoff)
-    )
+    seconds, state = _warm(_full_duckdb(context))
     return {"seconds": seconds, "rows": state.num_rows}
 
 
