@@ -111,21 +111,25 @@ molecule: venv images release-image ## Every Molecule scenario, from create to d
 	$(BIN)/molecule test --all
 
 # The long steps share the two cores in two lanes, each line of output prefixed by its
-# lane: the default scenario in one; the controller and application tests, the
+# step: the default scenario in one; the controller and application tests, the
 # scale-out scenario and the sandbox in the other (their hosts have names of their
-# own). Everything both lanes need is built before they start.
+# own). Everything both lanes need is built before they start. When a step fails, what
+# failed is repeated at the end (tests/testlib/failures.py).
+STEP := tests/testlib/step.sh
 .PHONY: test
 test: lint docs images release-image $(SANDBOX_RELEASE) ## Everything CI runs: lint, docs, pytest, every Molecule scenario, the sandbox
-	$(MAKE) --no-print-directory -j2 test-lane-default test-lane-other
+	rm -rf .cache/test-results
+	$(MAKE) --no-print-directory -j2 test-lane-default test-lane-other \
+	  || { $(BIN)/python tests/testlib/failures.py .cache/test-results; exit 1; }
 
 .PHONY: test-lane-default test-lane-other
 test-lane-default:
-	$(BIN)/molecule test -s default 2>&1 | sed -u 's/^/[default] /'
+	$(STEP) default $(BIN)/molecule test -s default
 
 test-lane-other:
-	$(BIN)/pytest 2>&1 | sed -u 's/^/[pytest] /'
-	$(BIN)/molecule test -s scaleout 2>&1 | sed -u 's/^/[scaleout] /'
-	$(BIN)/pytest -p no:cacheprovider sandbox/tests 2>&1 | sed -u 's/^/[sandbox] /'
+	$(STEP) pytest $(BIN)/pytest
+	$(STEP) scaleout $(BIN)/molecule test -s scaleout
+	$(STEP) sandbox $(BIN)/pytest -p no:cacheprovider sandbox/tests
 
 # Replaces a running sandbox with a new one (and leaves that one up).
 .PHONY: bench-provisioning
