@@ -191,11 +191,22 @@ def unix_time(value: str) -> float:
         return 0.0
 
 
-def journal(unit: str, lines: int, invocation: str = "") -> list[str]:
-    """The unit's last journal lines: those of one run when its invocation is known."""
+def journal(unit: str, lines: int, invocation: str = "", started: float = 0.0) -> list[str]:
+    """The unit's last journal lines: those of one run when its invocation is known.
+
+    journald ties a line to the run by the writing process's cgroup; a process that has
+    ended before its last lines are read (output flushed at exit) can leave them without
+    the run's ID. Then the unit's own lines since the run started stand in, without
+    systemd's lines about the unit (they would otherwise read as the run's error).
+    """
     argv = ["journalctl", "--no-pager", "--quiet", "-o", "short-iso", "-n", str(lines)]
-    match = [f"_SYSTEMD_INVOCATION_ID={invocation}"] if invocation else ["-u", unit]
-    return run(argv + match).stdout.splitlines()[-lines:]
+    if not invocation:
+        return run([*argv, "-u", unit]).stdout.splitlines()[-lines:]
+    found = run([*argv, f"_SYSTEMD_INVOCATION_ID={invocation}"]).stdout.splitlines()
+    if not found and started:
+        since = run([*argv, "-u", unit, "--since", f"@{started:.6f}"]).stdout.splitlines()
+        found = [line for line in since if " systemd[1]: " not in line]
+    return found[-lines:]
 
 
 def error_line(lines: list[str]) -> str:
@@ -214,9 +225,20 @@ def unit_failure(config: dict, unit: str) -> tuple[Finding, float]:
     # The run's last lines may still be on their way to the journal.
     run(["journalctl", "--sync"])
     props = unit_properties(
-        unit, "Result", "InvocationID", "ExecMainStatus", "ExecMainExitTimestamp", "ActiveState"
+        unit,
+        "Result",
+        "InvocationID",
+        "ExecMainStatus",
+        "ExecMainStartTimestamp",
+        "ExecMainExitTimestamp",
+        "ActiveState",
     )
-    lines = journal(unit, as_int(config.get("journal_lines"), 20), props.get("InvocationID", ""))
+    lines = journal(
+        unit,
+        as_int(config.get("journal_lines"), 20),
+        props.get("InvocationID", ""),
+        unix_time(props.get("ExecMainStartTimestamp", "")),
+    )
     result = props.get("Result") or "failed"
     what = "timed out and was ended" if result == "timeout" else f"failed ({result})"
     summary = f"{unit} {what}"
